@@ -1,0 +1,30 @@
+"""msjax's errors: one small hierarchy, all in this module.
+
+Every error says the fact, the name (file, parameter, layer) and, where one exists, the fix.
+Errors about bad input are ``ValueError`` subclasses, so code written against MindSpore's
+``ValueError``/``RuntimeError`` handling keeps working.
+"""
+
+
+class MsjaxError(Exception):
+    """Base class of every error msjax raises on purpose."""
+
+
+class CheckpointError(MsjaxError, ValueError):
+    """A checkpoint file is unreadable: truncated, corrupt, wrong key, bad CRC, unknown dtype."""
+
+    def __init__(self, message, *, file=None):
+        self.file = None if file is None else str(file)
+        super().__init__(f"{self.file}: {message}" if self.file else message)
+
+
+class ParameterLoadError(MsjaxError, ValueError):
+    """Parameters and a network disagree: missing or unexpected names, shapes, ambiguous matches."""
+
+
+class ExportError(MsjaxError, ValueError):
+    """A network cannot be exported, or an exported file cannot be read back."""
+
+
+class UnsupportedOpError(ExportError):
+    """The network uses primitives an exporter has no rule for (all of them are listed)."""

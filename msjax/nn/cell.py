@@ -1,0 +1,199 @@
+"""``Cell``: MindSpore's network base class on ``flax.nnx.Module``.
+
+Attributes keep definition order (``vars(self)``), which is MindSpore's parameter order; nnx paths
+serve only as keys. In GRAPH_MODE a call runs ``construct`` inside ``jax.jit``: the cell is split
+into a graphdef (its structure, hashable) and a State, one jitted function is cached per graphdef,
+and jax caches one trace per input signature. State changes made by ``construct`` (BatchNorm
+statistics, dropout RNG counters) are written back after the call.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from collections import OrderedDict
+
+import jax
+import numpy as np
+from flax import nnx
+
+from msjax import context
+from msjax.common.tensor import Parameter, Tensor, unwrap
+
+#: traces per Cell class name; a test reads it to prove one trace per input signature
+TRACE_COUNTS: collections.Counter = collections.Counter()
+
+_tracing = threading.local()
+_jitted = {}
+
+
+def _is_dynamic(x):
+    return isinstance(x, (jax.Array, np.ndarray, Tensor, Parameter, np.generic))
+
+
+def _wrap_outputs(tree):
+    return jax.tree.map(lambda x: Tensor(x) if isinstance(x, jax.Array) else x, tree)
+
+
+def _run_construct(graphdef, static, state, dynamic):
+    """The function jax.jit compiles: merge the cell, run construct, return outputs and state."""
+    cell = nnx.merge(graphdef, state)
+    TRACE_COUNTS[type(cell).__name__] += 1
+    leaves, treedef = static
+    it = iter(dynamic)
+    args, kwargs = jax.tree.unflatten(treedef, [next(it) if leaf is _DYNAMIC else leaf for leaf in leaves])
+    _tracing.depth = getattr(_tracing, "depth", 0) + 1
+    try:
+        out = cell.construct(*args, **kwargs)
+    finally:
+        _tracing.depth -= 1
+    return unwrap(out), nnx.state(cell)
+
+
+class _Dynamic:
+    def __repr__(self):
+        return "<dynamic>"
+
+
+_DYNAMIC = _Dynamic()
+
+
+def _compiled(graphdef):
+    fn = _jitted.get(graphdef)
+    if fn is None:
+        fn = jax.jit(_run_construct, static_argnums=(0, 1))
+        _jitted[graphdef] = fn
+    return fn
+
+
+class Cell(nnx.Module):
+    """Base class of every network: override ``construct``; call the cell to run it.
+
+    >>> class Net(Cell):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = Parameter(np.ones(3, np.float32))
+    ...     def construct(self, x):
+    ...         return x * self.w
+    >>> Net()(Tensor(np.ones(3, np.float32))).asnumpy()
+    array([1., 1., 1.], dtype=float32)
+    """
+
+    def __init__(self, auto_prefix=True, flags=None):
+        object.__setattr__(self, "_auto_prefix", auto_prefix)
+        self.training = False
+
+    # ---------------------------------------------------------------- naming
+    def __setattr__(self, name, value):
+        if isinstance(value, Parameter) and value.name == "Parameter":
+            value.name = name
+        elif isinstance(value, Cell) and getattr(self, "_auto_prefix", True) and not name.startswith("_pytree"):
+            value.update_parameters_name(name + ".")
+        super().__setattr__(name, value)
+
+    def update_parameters_name(self, prefix="", recurse=True):
+        """Give every parameter the name ``prefix + <its dotted path in this cell>``."""
+        for path, param in self.parameters_and_names(expand=recurse):
+            param.name = prefix + path
+
+    # ---------------------------------------------------------------- walks
+    def _children(self):
+        """(attribute, value) pairs in definition order: Parameters, then Cells, as MindSpore."""
+        items = [(k, v) for k, v in vars(self).items() if not k.startswith("_pytree")]
+        params = [(k, v) for k, v in items if isinstance(v, Parameter)]
+        cells = [(k, v) for k, v in items if isinstance(v, Cell)]
+        return params, cells
+
+    def parameters_and_names(self, name_prefix="", expand=True):
+        """Yield ``(dotted_name, Parameter)`` in MindSpore's order, each parameter once."""
+        seen = set()
+        for cell_name, cell in (self.cells_and_names(name_prefix) if expand else [(name_prefix, self)]):
+            params, _ = cell._children()
+            for attr, param in params:
+                if id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{cell_name}.{attr}" if cell_name else attr), param
+
+    def cells_and_names(self, cell_name=""):
+        """Yield ``(dotted_name, Cell)`` for this cell and every cell below it, depth first."""
+        seen = set()
+
+        def walk(cell, prefix):
+            if id(cell) in seen:
+                return
+            seen.add(id(cell))
+            yield prefix, cell
+            for attr, child in cell._children()[1]:
+                yield from walk(child, f"{prefix}.{attr}" if prefix else attr)
+
+        yield from walk(self, cell_name)
+
+    def name_cells(self):
+        """The direct sub-cells by attribute name."""
+        return OrderedDict(self._children()[1])
+
+    def cells(self):
+        return list(self.name_cells().values())
+
+    def get_parameters(self, expand=True):
+        for _, param in self.parameters_and_names(expand=expand):
+            yield param
+
+    def trainable_params(self, recurse=True):
+        return [p for p in self.get_parameters(expand=recurse) if p.requires_grad]
+
+    def untrainable_params(self, recurse=True):
+        return [p for p in self.get_parameters(expand=recurse) if not p.requires_grad]
+
+    def parameters_dict(self, recurse=True):
+        """``OrderedDict`` from each parameter's ``.name`` to the Parameter."""
+        return OrderedDict((p.name, p) for p in self.get_parameters(expand=recurse))
+
+    def insert_param_to_cell(self, param_name, param, check_name_contain_dot=True):
+        if check_name_contain_dot and "." in param_name:
+            raise KeyError(f"parameter name {param_name!r} must not contain '.'")
+        if not isinstance(param, Parameter):
+            raise TypeError(f"insert_param_to_cell needs a Parameter, got {type(param).__name__}")
+        if param.name == "Parameter":
+            param.name = param_name
+        setattr(self, param_name, param)
+
+    def insert_child_to_cell(self, child_name, child_cell):
+        setattr(self, child_name, child_cell)
+
+    # ---------------------------------------------------------------- modes
+    def set_train(self, mode=True):
+        """Put this cell and every sub-cell in training (True) or evaluation (False) mode."""
+        for _, cell in self.cells_and_names():
+            cell.training = bool(mode)
+        return self
+
+    @property
+    def phase(self):
+        return "train" if self.training else "predict"
+
+    def set_grad(self, requires_grad=True):
+        return self
+
+    # ---------------------------------------------------------------- running
+    def construct(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define construct()")
+
+    def __call__(self, *args, **kwargs):
+        if getattr(_tracing, "depth", 0) or context.get_context("mode") == context.PYNATIVE_MODE:
+            out = self.construct(*unwrap(args), **unwrap(kwargs))
+            return out if getattr(_tracing, "depth", 0) else _wrap_outputs(out)
+        return self._call_compiled(args, kwargs)
+
+    def _call_compiled(self, args, kwargs):
+        leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: isinstance(x, (Tensor, Parameter)))
+        dynamic = tuple(unwrap(x) for x in leaves if _is_dynamic(x))
+        static = (tuple(_DYNAMIC if _is_dynamic(x) else x for x in leaves), treedef)
+        graphdef, state = nnx.split(self)
+        out, new_state = _compiled(graphdef)(graphdef, static, state, dynamic)
+        nnx.update(self, new_state)
+        return _wrap_outputs(out)
+
+    def __repr__(self):
+        children = ", ".join(self.name_cells())
+        return f"{type(self).__name__}<{children}>" if children else f"{type(self).__name__}<>"

@@ -1,0 +1,2 @@
+"""Losses (filled in by its owner)."""
+__all__ = []
