@@ -1,0 +1,37 @@
+"""Exporters: one capture step (``capture``) and one emitter module per file format.
+
+Format choice is a dict lookup; emitter modules import lazily, so ``import exporters`` is cheap.
+Each emitter module exposes ``write(graph: ir.Graph, file_name: str, **options) -> None``.
+
+>>> get_emitter("ONNX").__name__
+'exporters.to_onnx'
+"""
+from __future__ import annotations
+
+import importlib
+
+from msjax.errors import ExportError
+
+__all__ = ["FORMATS", "SUFFIXES", "get_emitter", "suffix_for"]
+
+#: file_format -> emitter module (GEIR is the old name of AIR)
+FORMATS = {"ONNX": "exporters.to_onnx", "MINDIR": "exporters.to_mindir", "AIR": "exporters.to_air",
+           "GEIR": "exporters.to_air"}
+#: file_format -> file suffix added when the file name lacks it
+SUFFIXES = {"ONNX": ".onnx", "MINDIR": ".mindir", "AIR": ".air", "GEIR": ".air"}
+
+
+def _check(file_format):
+    if file_format not in FORMATS:
+        raise ExportError(f"file_format {file_format!r} is not supported; use one of {sorted(FORMATS)}")
+    return file_format
+
+
+def get_emitter(file_format):
+    """The emitter module for ``file_format`` ("MINDIR", "AIR", "GEIR" or "ONNX")."""
+    return importlib.import_module(FORMATS[_check(file_format)])
+
+
+def suffix_for(file_format):
+    """The suffix MindSpore gives files of ``file_format`` (".mindir", ".air", ".onnx")."""
+    return SUFFIXES[_check(file_format)]

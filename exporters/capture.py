@@ -1,0 +1,192 @@
+"""Capture: a Cell and example inputs -> one flat ``ir.Graph`` that every emitter reads.
+
+The cell runs in eval mode as a pure function of (parameter arrays, inputs), built with
+``nnx.split``/``nnx.merge`` and traced once with ``jax.make_jaxpr``. Nested jaxprs (jit,
+custom_jvp/custom_vjp calls, closed_call, remat) are inlined, ``stop_gradient`` is dropped,
+literals and closed-over arrays become named constants, and nodes nothing reads are removed.
+Each node's ``source`` is the dotted path of the cell whose ``construct`` produced it.
+"""
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.extend import core as jcore
+
+from exporters import ir
+from msjax.common.tensor import Parameter, Tensor, unwrap
+from msjax.errors import ExportError
+from msjax.nn.cell import Cell, inline_calls
+
+__all__ = ["capture"]
+
+#: primitives whose sub-jaxpr is inlined, and the param that holds it
+_INLINE = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
+           "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr",
+           "custom_vjp_call_jaxpr": "fun_jaxpr", "remat2": "jaxpr", "checkpoint": "jaxpr"}
+#: primitives that are the identity at inference time
+_ELIDE = {"stop_gradient", "optimization_barrier"}
+
+
+def capture(net, *inputs, name=None):
+    """Trace ``net`` in eval mode on example ``inputs`` into an ``ir.Graph``.
+
+    >>> graph = capture(net, Tensor(np.ones((1, 3), np.float32)))
+    >>> [n.op for n in graph.nodes]                       # doctest: +SKIP
+    ['dot_general', 'add']
+    """
+    if not isinstance(net, Cell):
+        raise ExportError(f"capture needs a msjax Cell, got {type(net).__name__}")
+    arrays = [_input_array(x, i) for i, x in enumerate(inputs)]
+    modes = [(cell, cell.training) for _, cell in net.cells_and_names()]
+    net.set_train(False)
+    try:
+        graphdef, state = nnx.split(net)
+        variables = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+        values = jax.tree.leaves(state)
+        if len(values) != len(variables):
+            raise ExportError(f"{type(net).__name__}: a state variable holds more than one array")
+        dynamic = [i for i, v in enumerate(variables) if isinstance(v, Parameter)]
+
+        def pure(param_values, args):
+            leaves = list(values)
+            for i, value in zip(dynamic, param_values):
+                leaves[i] = value
+            cell = nnx.merge(graphdef, jax.tree.unflatten(jax.tree.structure(state), leaves))
+            scopes = {id(c): path for path, c in cell.cells_and_names() if path}
+            with inline_calls(scopes):
+                out = cell.construct(*args)
+            return jax.tree.leaves(unwrap(out))
+
+        closed = jax.make_jaxpr(pure)([values[i] for i in dynamic], arrays)
+    except jax.errors.ConcretizationTypeError as exc:
+        raise ExportError(f"cannot capture {type(net).__name__}: construct uses a tensor's value in Python "
+                          f"control flow; use jnp.where or lax.cond instead ({exc})") from exc
+    finally:
+        for cell, mode in modes:
+            cell.training = mode
+    param_names = [variables[i].name for i in dynamic]
+    known = {path for path, _ in net.cells_and_names() if path}
+    return _build(closed, net, param_names, arrays, known, name or type(net).__name__)
+
+
+def _input_array(x, index):
+    x = unwrap(x)
+    if isinstance(x, (jax.Array, np.ndarray)):
+        return x
+    if isinstance(x, (int, float, bool, np.generic, list, tuple)):
+        return Tensor(x)._array()
+    raise ExportError(f"export input {index} must be a Tensor or array, got {type(x).__name__}")
+
+
+def _input_names(net, count):
+    """construct's positional argument names ("x" for LeNet5), as MindSpore names graph inputs."""
+    try:
+        params = list(inspect.signature(net.construct).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(names) >= count:
+        return names[:count]
+    return ["x"] if count == 1 else [f"x{i}" if i else "x" for i in range(count)]
+
+
+class _Builder:
+    def __init__(self, known):
+        self.known = known
+        self.nodes = []
+        self.constants = OrderedDict()
+        self._literals = {}
+        self._count = 0
+
+    def fresh(self):
+        self._count += 1
+        return f"t{self._count}"
+
+    def constant(self, value, dtype=None):
+        array = np.asarray(value, dtype=dtype)
+        key = (array.dtype.str, array.shape, array.tobytes()) if array.size <= 16 else None
+        if key is not None and key in self._literals:
+            return self._literals[key]
+        name = f"const{len(self.constants)}"
+        self.constants[name] = array
+        if key is not None:
+            self._literals[key] = name
+        return name
+
+    def read(self, var, env):
+        if isinstance(var, jcore.Literal):
+            return self.constant(var.val, np.dtype(var.aval.dtype))
+        return env[var]
+
+    def source(self, stack):
+        for scope in reversed(stack):
+            if scope in self.known:
+                return scope
+        return ""
+
+    def inline(self, jaxpr, env, stack):
+        for eqn in jaxpr.eqns:
+            names = [self.read(v, env) for v in eqn.invars]
+            here = stack + tuple(s for s in str(eqn.source_info.name_stack).split("/") if s)
+            prim = eqn.primitive.name
+            key = _INLINE.get(prim)
+            sub = eqn.params.get(key) if key else None
+            if sub is not None:
+                inner, consts = (sub.jaxpr, sub.consts) if hasattr(sub, "consts") else (sub, ())
+                inner_env = {v: self.constant(c) for v, c in zip(inner.constvars, consts)}
+                inner_env.update(zip(inner.invars, names[len(names) - len(inner.invars):]))
+                self.inline(inner, inner_env, here)
+                env.update(zip(eqn.outvars, (self.read(v, inner_env) for v in inner.outvars)))
+                continue
+            if prim in _ELIDE:
+                env.update(zip(eqn.outvars, names))
+                continue
+            outs = [ir.Value(self.fresh(), tuple(v.aval.shape), np.dtype(v.aval.dtype)) for v in eqn.outvars]
+            env.update((v, o.name) for v, o in zip(eqn.outvars, outs))
+            self.nodes.append(ir.Node(prim, names, outs, dict(eqn.params), self.source(here)))
+
+
+def _build(closed, net, param_names, arrays, known, name):
+    jaxpr = closed.jaxpr
+    builder = _Builder(known)
+    env = {v: builder.constant(c) for v, c in zip(jaxpr.constvars, closed.consts)}
+    input_names = _input_names(net, len(arrays))
+    env.update(zip(jaxpr.invars, param_names + input_names))
+    builder.inline(jaxpr, env, ())
+    produced = {o.name for n in builder.nodes for o in n.outputs}
+    outputs, seen = [], set()
+    for var in jaxpr.outvars:
+        src = builder.read(var, env)
+        aval = var.aval
+        if src not in produced or src in seen:     # an input, parameter or constant returned as is
+            out = ir.Value(builder.fresh(), tuple(aval.shape), np.dtype(aval.dtype))
+            builder.nodes.append(ir.Node("copy", [src], [out], {}, ""))
+            src = out.name
+        seen.add(src)
+        outputs.append(ir.Value(src, tuple(aval.shape), np.dtype(aval.dtype)))
+    nodes = _prune(builder.nodes, {o.name for o in outputs})
+    used = {i for n in nodes for i in n.inputs}
+    constants = OrderedDict((k, v) for k, v in builder.constants.items() if k in used)
+    traced = {n: np.dtype(v.aval.dtype) for n, v in zip(param_names, jaxpr.invars)}
+    parameters = OrderedDict()
+    for _, param in net.parameters_and_names():       # values as the graph computes them (x64 off)
+        array = np.asarray(param.get_value())
+        parameters[param.name] = array.astype(traced.get(param.name, array.dtype), copy=False)
+    inputs = [ir.Value(n, tuple(v.aval.shape), np.dtype(v.aval.dtype))
+              for n, v in zip(input_names, jaxpr.invars[len(param_names):])]
+    return ir.Graph(name, inputs, outputs, parameters, constants, nodes)
+
+
+def _prune(nodes, live):
+    """Drop nodes whose outputs nothing reads (dead code left by eval-mode branches)."""
+    live = set(live)
+    kept = []
+    for node in reversed(nodes):
+        if any(o.name in live for o in node.outputs):
+            kept.append(node)
+            live.update(node.inputs)
+    return kept[::-1]

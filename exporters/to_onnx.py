@@ -1,0 +1,420 @@
+"""ONNX emitter: ``ir.Graph`` -> ``.onnx`` file, one rule per jaxpr primitive in ``RULES``.
+
+A rule is ``rule(ctx, node, ins, outs)``: ``ins`` are the ONNX names of the node's inputs,
+``outs`` the names its results must be written to. Parameters become initializers under their
+dotted names with ``raw_data`` equal to the checkpoint bytes (as in MindSpore's ONNX export);
+the graph input of a one-input network is named after ``construct``'s argument ("x").
+
+>>> write(capture(net, x), "net.onnx", opset_version=18, dynamic_batch=True)   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from exporters.rules import check_supported
+from msjax.errors import ExportError, UnsupportedOpError
+
+__all__ = ["RULES", "DEFAULT_OPSET", "to_model", "write"]
+
+#: the opset written when ``opset_version`` is not given (onnxruntime 1.32 runs it fully)
+DEFAULT_OPSET = 18
+_MIN_OPSET = 13
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+class _Context:
+    """Builds the node and initializer lists; names fresh values; knows opset and batch mode."""
+
+    def __init__(self, graph, opset, dynamic_batch):
+        self.graph = graph
+        self.values = graph.values()
+        self.opset = opset
+        self.batch = graph.inputs[0].shape[0] if dynamic_batch and graph.inputs and graph.inputs[0].shape else None
+        self.nodes, self.initializers = [], []
+        self._consts = {}
+        self._count = 0
+        self.source = ""
+
+    def fresh(self, hint="v"):
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def op(self, op_type, inputs, out=None, **attrs):
+        """Add one ONNX node; return its output name (``out``: a name, a list of names, or fresh)."""
+        out = out or self.fresh(op_type.lower())
+        self._count += 1
+        name = f"{self.source}/{op_type}_{self._count}" if self.source else f"{op_type}_{self._count}"
+        outputs = list(out) if isinstance(out, list) else [out]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outputs, name=name, **attrs))
+        return out
+
+    def const(self, value, dtype=None):
+        """An initializer holding ``value`` (deduplicated by dtype, shape and bytes)."""
+        array = np.asarray(value, dtype=dtype)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._consts:
+            name = f"const_{len(self._consts)}"
+            self.initializers.append(numpy_helper.from_array(array, name))
+            self._consts[key] = name
+        return self._consts[key]
+
+    def ints(self, values):
+        return self.const(np.asarray(list(values), np.int64))
+
+    def shape(self, dims, kind):
+        """A static target shape; with a dynamic batch, a leading batch-sized dim is left open."""
+        dims = [int(d) for d in dims]
+        if self.batch is not None and dims and dims[0] == self.batch:
+            dims[0] = -1 if kind == "reshape" else 1
+        return self.ints(dims)
+
+    def reduce(self, op_type, x, axes, out, keepdims=0):
+        if op_type == "ReduceSum" or self.opset >= 18:
+            return self.op(op_type, [x, self.ints(axes)], out, keepdims=keepdims)
+        return self.op(op_type, [x], out, axes=list(axes), keepdims=keepdims)
+
+
+def _unsupported(node, why):
+    where = node.source or "<top level>"
+    return UnsupportedOpError(f"ONNX export: {node.op} in {where}: {why}")
+
+
+def _onnx_type(dtype):
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+# ------------------------------------------------------------------------------------ rules
+def _simple(op_type):
+    def rule(ctx, node, ins, outs):
+        ctx.op(op_type, ins, outs[0])
+    return rule
+
+
+def _logic(bool_op, bitwise_op):
+    def rule(ctx, node, ins, outs):
+        is_bool = node.outputs[0].dtype == np.bool_
+        if not is_bool and ctx.opset < 18:
+            raise _unsupported(node, f"integer {node.op} needs opset 18 ({bitwise_op})")
+        ctx.op(bool_op if is_bool else bitwise_op, ins, outs[0])
+    return rule
+
+
+def _ne(ctx, node, ins, outs):
+    ctx.op("Not", [ctx.op("Equal", ins)], outs[0])
+
+
+def _rsqrt(ctx, node, ins, outs):
+    ctx.op("Reciprocal", [ctx.op("Sqrt", ins)], outs[0])
+
+
+def _square(ctx, node, ins, outs):
+    ctx.op("Mul", [ins[0], ins[0]], outs[0])
+
+
+def _log1p(ctx, node, ins, outs):
+    one = ctx.const(1, node.outputs[0].dtype)
+    ctx.op("Log", [ctx.op("Add", [ins[0], one])], outs[0])
+
+
+def _expm1(ctx, node, ins, outs):
+    one = ctx.const(1, node.outputs[0].dtype)
+    ctx.op("Sub", [ctx.op("Exp", ins), one], outs[0])
+
+
+def _exp2(ctx, node, ins, outs):
+    ctx.op("Pow", [ctx.const(2, node.outputs[0].dtype), ins[0]], outs[0])
+
+
+def _integer_pow(ctx, node, ins, outs):
+    y, x = node.params["y"], ins[0]
+    if y == 0:
+        ctx.op("Expand", [ctx.const(1, node.outputs[0].dtype), ctx.ints(node.outputs[0].shape)], outs[0])
+        return
+    acc = x
+    for _ in range(abs(y) - 1):
+        acc = ctx.op("Mul", [acc, x])
+    if y < 0:
+        ctx.op("Reciprocal", [acc], outs[0])
+    else:
+        ctx.op("Identity", [acc], outs[0])
+
+
+def _rem(ctx, node, ins, outs):
+    ctx.op("Mod", ins, outs[0], fmod=1)
+
+
+def _round(ctx, node, ins, outs):
+    if int(node.params.get("rounding_method", 1)) != 1:
+        raise _unsupported(node, "only round-half-to-even (jnp.round) maps to ONNX Round")
+    ctx.op("Round", ins, outs[0])
+
+
+def _convert(ctx, node, ins, outs):
+    ctx.op("Cast", ins, outs[0], to=_onnx_type(node.params["new_dtype"]))
+
+
+def _reshape(ctx, node, ins, outs):
+    if node.params.get("dimensions") is not None:
+        raise _unsupported(node, "reshape with dimensions is not supported")
+    ctx.op("Reshape", [ins[0], ctx.shape(node.outputs[0].shape, "reshape")], outs[0])
+
+
+def _squeeze(ctx, node, ins, outs):
+    ctx.op("Squeeze", [ins[0], ctx.ints(node.params["dimensions"])], outs[0])
+
+
+def _broadcast_in_dim(ctx, node, ins, outs):
+    shape, dims = node.outputs[0].shape, tuple(node.params["broadcast_dimensions"])
+    missing = [i for i in range(len(shape)) if i not in dims]
+    x = ctx.op("Unsqueeze", [ins[0], ctx.ints(missing)]) if missing else ins[0]
+    ctx.op("Expand", [x, ctx.shape(shape, "expand")], outs[0])
+
+
+def _transpose(ctx, node, ins, outs):
+    ctx.op("Transpose", ins, outs[0], perm=list(node.params["permutation"]))
+
+
+def _concatenate(ctx, node, ins, outs):
+    ctx.op("Concat", ins, outs[0], axis=int(node.params["dimension"]))
+
+
+def _split(ctx, node, ins, outs):
+    ctx.op("Split", [ins[0], ctx.ints(node.params["sizes"])], outs, axis=int(node.params["axis"]))
+
+
+def _slice(ctx, node, ins, outs):
+    starts = list(node.params["start_indices"])
+    limits = list(node.params["limit_indices"])
+    steps = list(node.params["strides"] or [1] * len(starts))
+    if ctx.batch is not None and starts and starts[0] == 0 and limits[0] == ctx.batch and steps[0] == 1:
+        limits[0] = _INT64_MAX
+    axes = list(range(len(starts)))
+    ctx.op("Slice", [ins[0], ctx.ints(starts), ctx.ints(limits), ctx.ints(axes), ctx.ints(steps)], outs[0])
+
+
+def _pad(ctx, node, ins, outs):
+    config = node.params["padding_config"]
+    if any(interior for _, _, interior in config):
+        raise _unsupported(node, "interior padding has no ONNX equivalent")
+    pads = [lo for lo, _, _ in config] + [hi for _, hi, _ in config]
+    ctx.op("Pad", [ins[0], ctx.ints(pads), ins[1]], outs[0], mode="constant")
+
+
+def _iota(ctx, node, ins, outs):
+    p = node.params
+    shape = tuple(p["shape"])
+    ramp = np.arange(shape[p["dimension"]], dtype=np.dtype(p["dtype"]))
+    view = [1] * len(shape)
+    view[p["dimension"]] = shape[p["dimension"]]
+    ctx.op("Identity", [ctx.const(np.broadcast_to(ramp.reshape(view), shape).copy())], outs[0])
+
+
+def _select_n(ctx, node, ins, outs):
+    if len(ins) != 3:
+        raise _unsupported(node, f"select_n with {len(ins) - 1} cases (only 2 map to Where)")
+    which = ins[0]
+    if np.dtype(ctx.values[node.inputs[0]].dtype) != np.bool_:
+        which = ctx.op("Cast", [which], to=TensorProto.BOOL)
+    ctx.op("Where", [which, ins[2], ins[1]], outs[0])
+
+
+def _clamp(ctx, node, ins, outs):
+    lo, x, hi = ins
+    ctx.op("Max", [ctx.op("Min", [x, hi]), lo], outs[0])
+
+
+def _reducer(op_type):
+    def rule(ctx, node, ins, outs):
+        axes = list(node.params["axes"])
+        if not axes:
+            ctx.op("Identity", ins, outs[0])
+        else:
+            ctx.reduce(op_type, ins[0], axes, outs[0])
+    return rule
+
+
+def _arg(op_type):
+    def rule(ctx, node, ins, outs):
+        (axis,) = node.params["axes"]
+        index = ctx.op(op_type, ins, axis=int(axis), keepdims=0)
+        ctx.op("Cast", [index], outs[0], to=_onnx_type(node.params["index_dtype"]))
+    return rule
+
+
+def _cumsum(ctx, node, ins, outs):
+    ctx.op("CumSum", [ins[0], ctx.const(np.int64(node.params["axis"]))], outs[0],
+           reverse=int(bool(node.params["reverse"])))
+
+
+def _dot_general(ctx, node, ins, outs):
+    """MatMul for (batched) matrix products, Einsum for any other contraction."""
+    (lc, rc), (lb, rb) = node.params["dimension_numbers"]
+    values = ctx.values
+    lhs_rank, rhs_rank = len(values[node.inputs[0]].shape), len(values[node.inputs[1]].shape)
+    out_dtype = node.outputs[0].dtype
+    lhs_free = [d for d in range(lhs_rank) if d not in lc and d not in lb]
+    rhs_free = [d for d in range(rhs_rank) if d not in rc and d not in rb]
+    target = outs[0] if np.dtype(values[node.inputs[0]].dtype) == out_dtype else None
+    if len(lc) == 1 and not lb and rhs_rank <= 2 and list(lc) == [lhs_rank - 1]:
+        rhs = ins[1] if rc[0] == 0 else ctx.op("Transpose", [ins[1]], perm=[1, 0])
+        result = ctx.op("MatMul", [ins[0], rhs], target)
+    elif (len(lc) == 1 and len(lhs_free) == 1 and len(rhs_free) == 1
+          and list(lb) == list(range(len(lb))) and list(rb) == list(range(len(rb)))):
+        lhs = ins[0] if lc[0] == lhs_rank - 1 else ctx.op("Transpose", [ins[0]], perm=list(lb) + lhs_free + list(lc))
+        rhs = ins[1] if rc[0] == rhs_rank - 2 else ctx.op("Transpose", [ins[1]], perm=list(rb) + list(rc) + rhs_free)
+        result = ctx.op("MatMul", [lhs, rhs], target)
+    else:
+        letters = iter("abcdefghijklmnopqrstuvwxyz")
+        lhs_sub, rhs_sub = [None] * lhs_rank, [None] * rhs_rank
+        for l_dim, r_dim in list(zip(lb, rb)) + list(zip(lc, rc)):
+            lhs_sub[l_dim] = rhs_sub[r_dim] = next(letters)
+        for d in lhs_free:
+            lhs_sub[d] = next(letters)
+        for d in rhs_free:
+            rhs_sub[d] = next(letters)
+        out_sub = [lhs_sub[d] for d in lb] + [lhs_sub[d] for d in lhs_free] + [rhs_sub[d] for d in rhs_free]
+        equation = f"{''.join(lhs_sub)},{''.join(rhs_sub)}->{''.join(out_sub)}"
+        result = ctx.op("Einsum", ins, target, equation=equation)
+    if target is None:
+        ctx.op("Cast", [result], outs[0], to=_onnx_type(out_dtype))
+
+
+def _inverse(perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return inv
+
+
+def _conv(ctx, node, ins, outs):
+    p = node.params
+    if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
+        raise _unsupported(node, "transposed or batch-grouped convolutions are not supported")
+    pads = [tuple(pair) for pair in p["padding"]]
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise _unsupported(node, "negative padding is not supported")
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    nchw = list(range(len(lhs_spec)))
+    lhs = ins[0] if list(lhs_spec) == nchw else ctx.op("Transpose", [ins[0]], perm=list(lhs_spec))
+    rhs = ins[1] if list(rhs_spec) == nchw else ctx.op("Transpose", [ins[1]], perm=list(rhs_spec))
+    out = outs[0] if list(out_spec) == nchw else None
+    weight = ctx.values[node.inputs[1]].shape
+    kernel = [weight[d] for d in rhs_spec[2:]]
+    y = ctx.op("Conv", [lhs, rhs], out, kernel_shape=kernel, strides=list(p["window_strides"]),
+               pads=[lo for lo, _ in pads] + [hi for _, hi in pads], dilations=list(p["rhs_dilation"]),
+               group=int(p["feature_group_count"]))
+    if out is None:
+        ctx.op("Transpose", [y], outs[0], perm=_inverse(out_spec))
+
+
+def _pool(kind):
+    def rule(ctx, node, ins, outs):
+        p = node.params
+        window, strides = list(p["window_dimensions"]), list(p["window_strides"])
+        pads = [tuple(pair) for pair in p["padding"]]
+        lead = len(window) - 2
+        if (window[:2] != [1, 1] or strides[:2] != [1, 1] or any(lo or hi for lo, hi in pads[:2]) or lead < 1
+                or any(d != 1 for d in p["base_dilation"]) or any(d != 1 for d in p["window_dilation"])):
+            raise _unsupported(node, "only NCHW pooling windows over the spatial dims are supported")
+        attrs = dict(kernel_shape=window[2:], strides=strides[2:],
+                     pads=[lo for lo, _ in pads[2:]] + [hi for _, hi in pads[2:]])
+        if kind == "max":
+            ctx.op("MaxPool", ins[:1], outs[0], **attrs)
+        else:
+            mean = ctx.op("AveragePool", ins[:1], count_include_pad=1, **attrs)
+            ctx.op("Mul", [mean, ctx.const(np.prod(window[2:]), node.outputs[0].dtype)], outs[0])
+    return rule
+
+
+def _gather(ctx, node, ins, outs):
+    """Row lookups (embeddings, ``table[ids]``, ``jnp.take``) map to GatherND."""
+    p = node.params
+    dn = p["dimension_numbers"]
+    values = ctx.values
+    operand, indices = values[node.inputs[0]].shape, values[node.inputs[1]].shape
+    k = indices[-1] if indices else 0
+    batch = len(indices) - 1
+    if (dn.operand_batching_dims or tuple(dn.start_index_map) != tuple(range(k))
+            or tuple(dn.collapsed_slice_dims) != tuple(range(k))
+            or tuple(p["slice_sizes"][k:]) != tuple(operand[k:])
+            or tuple(dn.offset_dims) != tuple(range(batch, batch + len(operand) - k))):
+        raise _unsupported(node, "only leading-axis row gathers (embedding lookups) are supported")
+    index = ctx.op("Cast", [ins[1]], to=TensorProto.INT64)
+    ctx.op("GatherND", [ins[0], index], outs[0])
+
+
+_UNARY = {"neg": "Neg", "exp": "Exp", "log": "Log", "tanh": "Tanh", "logistic": "Sigmoid", "sqrt": "Sqrt",
+          "abs": "Abs", "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "erf": "Erf", "sin": "Sin",
+          "cos": "Cos", "tan": "Tan", "copy": "Identity"}
+_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "max": "Max", "min": "Min",
+           "pow": "Pow", "eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater",
+           "ge": "GreaterOrEqual"}
+
+#: jaxpr primitive -> rule writing its ONNX node(s); one entry per primitive
+RULES = {**{prim: _simple(op) for prim, op in _UNARY.items()},
+         **{prim: _simple(op) for prim, op in _BINARY.items()},
+         "ne": _ne, "rsqrt": _rsqrt, "square": _square, "log1p": _log1p, "expm1": _expm1, "exp2": _exp2,
+         "integer_pow": _integer_pow, "rem": _rem, "round": _round,
+         "and": _logic("And", "BitwiseAnd"), "or": _logic("Or", "BitwiseOr"),
+         "xor": _logic("Xor", "BitwiseXor"), "not": _logic("Not", "BitwiseNot"),
+         "convert_element_type": _convert, "reshape": _reshape, "squeeze": _squeeze,
+         "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose, "concatenate": _concatenate,
+         "split": _split, "slice": _slice, "pad": _pad, "iota": _iota, "select_n": _select_n,
+         "clamp": _clamp, "reduce_sum": _reducer("ReduceSum"), "reduce_max": _reducer("ReduceMax"),
+         "reduce_min": _reducer("ReduceMin"), "reduce_prod": _reducer("ReduceProd"),
+         "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"), "cumsum": _cumsum,
+         "dot_general": _dot_general, "conv_general_dilated": _conv,
+         "reduce_window_max": _pool("max"), "reduce_window_sum": _pool("sum"), "gather": _gather}
+
+
+# ------------------------------------------------------------------------------------ writer
+def _value_info(value, batch):
+    shape = list(value.shape)
+    if batch is not None and shape and shape[0] == batch:
+        shape[0] = "batch"
+    return helper.make_tensor_value_info(value.name, _onnx_type(value.dtype), shape)
+
+
+def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
+    """The ``onnx.ModelProto`` for ``graph`` (checked with ``onnx.checker``, full check)."""
+    if not _MIN_OPSET <= int(opset_version) <= onnx.defs.onnx_opset_version():
+        raise ExportError(f"ONNX export: opset_version {opset_version} is outside the supported range "
+                          f"{_MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
+    check_supported(graph, RULES, "ONNX")
+    ctx = _Context(graph, int(opset_version), dynamic_batch)
+    used = {name for node in graph.nodes for name in node.inputs}
+    for name, array in list(graph.parameters.items()) + list(graph.constants.items()):
+        if name in used:
+            ctx.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+    for node in graph.nodes:
+        ctx.source = node.source
+        RULES[node.op](ctx, node, list(node.inputs), [v.name for v in node.outputs])
+    onnx_graph = helper.make_graph(ctx.nodes, graph.name, [_value_info(v, ctx.batch) for v in graph.inputs],
+                                   [_value_info(v, ctx.batch) for v in graph.outputs], ctx.initializers)
+    opset = [helper.make_opsetid("", ctx.opset)]
+    model = helper.make_model(onnx_graph, opset_imports=opset, producer_name="msjax",
+                              ir_version=helper.find_min_ir_version_for(opset))
+    from msjax import __version__
+    model.producer_version = __version__
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"ONNX export of {graph.name} made an invalid model: {exc}") from exc
+    return model
+
+
+def write(graph, file_name, opset_version=DEFAULT_OPSET, dynamic_batch=False, enc_key=None, enc_mode=None):
+    """Write ``graph`` as an ONNX file; ``enc_mode`` may be a function ``(bytes, key) -> bytes``.
+
+    As in MindSpore, ONNX supports only customized encryption (a callable ``enc_mode``).
+    """
+    data = to_model(graph, opset_version, dynamic_batch).SerializeToString()
+    if enc_key is not None:
+        if not callable(enc_mode):
+            raise ExportError(f"ONNX export: only customized encryption (a callable enc_mode) is supported, "
+                              f"got enc_mode={enc_mode!r}")
+        data = enc_mode(data, enc_key)
+    with open(file_name, "wb") as f:
+        f.write(data)
