@@ -1,0 +1,427 @@
+"""MINDIR emitter: ``ir.Graph`` -> a ``mind_ir.ModelProto`` file that MindSpore 2.10 loads.
+
+The file is the minimal form MindSpore's loader accepts: ``ir_version`` "1.1",
+``mind_ir_version`` 3, ``little_endian``; parameters embedded as ``<graph>:<dotted name>``
+with ``ref_key``; one graph input per network input; ``Constant`` nodes for scalar, tuple and
+tensor arguments; one node per MindSpore primitive (op_type ``REF::<Prim>:<n>``, the primitive
+listed in ``ModelProto.primitives``); one output (a ``MakeTuple`` for several).
+Argument order and attribute names follow what MindSpore 2.10 itself exports: operators defined
+as primitive functions (MatMul, BiasAdd, ReduceMean, ...) take every argument as an input;
+Conv2D, MaxPool and Pad are classic primitives whose arguments are primitive attributes.
+
+``RULES`` maps each jaxpr primitive to a function ``rule(emitter, node) -> output name``.
+
+>>> write(capture(net, x), "net.mindir")           # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from exporters import ir
+from exporters.mindir_format import TYPE_IDS, encode_tensor, encode_value, tensor_spec
+from exporters.rules import check_supported
+from msjax._proto import mind_ir_pb2 as pb
+from msjax.common import dtype as mstype
+from msjax.errors import ExportError
+
+__all__ = ["write", "to_model_proto", "RULES"]
+
+FUNCTION = pb.PrimitiveProto.PRIMITIVE_FUNCTION
+CLASSIC = pb.PrimitiveProto.PRIMITIVE
+A = pb.AttributeProto
+
+
+class _Emitter:
+    """Builds one GraphProto: names values, emits Constant and primitive nodes."""
+
+    def __init__(self, graph: ir.Graph):
+        self.graph = graph
+        self.gname = re.sub(r"[^0-9A-Za-z_]", "_", graph.name) or "graph"
+        self.model = pb.ModelProto(ir_version="1.1", producer_name="msjax", model_version="2.10.0",
+                                   little_endian=True, mind_ir_version=3)
+        self.g = self.model.graph
+        self.g.name = self.gname
+        self.values = graph.values()
+        self.producers = {o.name: n for n in graph.nodes for o in n.outputs}
+        self.names = {}            # ir value name -> mindir name
+        self._count = 0
+        self._scalars = {}
+
+    # ------------------------------------------------------------- naming
+    def fresh(self, stem="CNode"):
+        self._count += 1
+        return f"{self.gname}:{stem}_{self._count}"
+
+    def ref(self, name):
+        """The mindir name of ir value ``name`` (a constant is emitted on first use)."""
+        if name not in self.names:
+            if name in self.graph.constants:
+                self.names[name] = self._constant(np.asarray(self.graph.constants[name]))
+            else:
+                raise ExportError(f"{self.graph.name}: value {name!r} is used before it is defined")
+        return self.names[name]
+
+    def shape(self, name):
+        return tuple(self.values[name].shape)
+
+    def dtype(self, name):
+        return np.dtype(self.values[name].dtype)
+
+    # ------------------------------------------------------------- nodes
+    def _constant(self, value):
+        self._count += 1
+        name = f"ValueNode_{self._count}"
+        self.g.node.add(output=[name], name=name, op_type="Constant",
+                        attribute=[encode_value(value, "value")])
+        return name
+
+    def const(self, value):
+        """A Constant node for a Python scalar / tuple argument (shared per value)."""
+        key = (type(value).__name__, repr(value))
+        if key not in self._scalars:
+            self._scalars[key] = self._constant(value)
+        return self._scalars[key]
+
+    def tensor(self, array):
+        return self._constant(np.asarray(array))
+
+    def op(self, prim, inputs, shape, dtype, *, attrs=None, kind=FUNCTION, abstract=None):
+        """Emit ``prim(*inputs)``; ``shape``/``dtype`` describe its output. Returns its name."""
+        self._count += 1
+        pname = f"{prim}:{self._count}"
+        p = self.model.primitives.add(name=pname, op_type=prim, instance_name="", prim_type=kind)
+        for key, value in (attrs or {}).items():
+            p.attribute.append(encode_value(value, key))
+        out = f"{self.gname}:CNode_{self._count}"
+        node = self.g.node.add(input=list(inputs), output=[out], name=out, op_type=f"REF::{pname}")
+        node.attribute.append(abstract if abstract is not None else
+                              A(name="shape", type=A.TENSORS, tensors=[tensor_spec(shape, dtype)]))
+        return out
+
+
+# ================================================================ rules
+def _out(node):
+    value = node.outputs[0]
+    return tuple(value.shape), np.dtype(value.dtype)
+
+
+def _unary(prim):
+    def rule(e, node):
+        return e.op(prim, [e.ref(node.inputs[0])], *_out(node))
+    return rule
+
+
+def _binary(prim):
+    def rule(e, node):
+        return e.op(prim, [e.ref(n) for n in node.inputs], *_out(node))
+    return rule
+
+
+def _integer_pow(e, node):
+    x = e.ref(node.inputs[0])
+    y = node.params["y"]
+    if y == 2:
+        return e.op("Square", [x], *_out(node))
+    return e.op("Pow", [x, e.tensor(np.asarray(y, e.dtype(node.inputs[0])))], *_out(node))
+
+
+def _convert(e, node):
+    shape, dtype = _out(node)
+    target = mstype.from_numpy(dtype)
+    if target not in TYPE_IDS:
+        raise ExportError(f"{node.source or e.graph.name}: cannot cast to {target} in MINDIR")
+    return e.op("Cast", [e.ref(node.inputs[0]), e.const(TYPE_IDS[target])], shape, dtype)
+
+
+def _copy(e, node):
+    # an output that is an input/parameter as is: Depend(x, x) is MindSpore's identity node
+    x = e.ref(node.inputs[0])
+    return e.op("Depend", [x, x], *_out(node), kind=CLASSIC, attrs={"side_effect_propagate": 1})
+
+
+def _reshape(e, node):
+    shape, dtype = _out(node)
+    if node.params.get("dimensions") not in (None, ()):
+        raise ExportError(f"{node.source or e.graph.name}: reshape with dimensions is not supported")
+    return e.op("Reshape", [e.ref(node.inputs[0]), e.const(tuple(int(d) for d in shape))], shape, dtype)
+
+
+def _squeeze(e, node):
+    shape, dtype = _out(node)
+    return e.op("Reshape", [e.ref(node.inputs[0]), e.const(tuple(int(d) for d in shape))], shape, dtype)
+
+
+def _broadcast_in_dim(e, node):
+    shape, dtype = _out(node)
+    src = node.inputs[0]
+    x, in_shape = e.ref(src), e.shape(src)
+    aligned = [1] * len(shape)
+    for axis, dim in zip(node.params["broadcast_dimensions"], in_shape):
+        aligned[axis] = dim
+    aligned = tuple(aligned)
+    if aligned != in_shape:
+        x = e.op("Reshape", [x, e.const(aligned)], aligned, dtype)
+    if aligned != tuple(shape):
+        x = e.op("BroadcastTo", [x, e.const(tuple(int(d) for d in shape))], shape, dtype)
+    elif aligned == in_shape:
+        x = e.op("Reshape", [x, e.const(aligned)], aligned, dtype)
+    return x
+
+
+def _transpose(e, node):
+    perm = tuple(int(p) for p in node.params["permutation"])
+    return e.op("Transpose", [e.ref(node.inputs[0]), e.const(perm)], *_out(node))
+
+
+def _reduce(prim, extra=()):
+    def rule(e, node):
+        axes = tuple(int(a) for a in node.params["axes"])
+        return e.op(prim, [e.ref(node.inputs[0]), e.const(axes), e.const(False),
+                           *[e.const(v) for v in extra]], *_out(node))
+    return rule
+
+
+def _select_n(e, node):
+    pred, *cases = node.inputs
+    if len(cases) != 2 or e.dtype(pred) != np.bool_:
+        raise ExportError(f"{node.source or e.graph.name}: select_n needs a boolean predicate and 2 cases")
+    shape, dtype = _out(node)
+    p = e.ref(pred)
+    if e.shape(pred) != shape:
+        p = e.op("BroadcastTo", [p, e.const(tuple(shape))], shape, np.bool_)
+    return e.op("Select", [p, e.ref(cases[1]), e.ref(cases[0])], shape, dtype)
+
+
+def _concatenate(e, node):
+    parts = [e.ref(n) for n in node.inputs]
+    abstract = A(name="shape", type=A.TUPLE,
+                 values=[A(type=A.TENSORS, tensors=[tensor_spec(e.shape(n), e.dtype(n))])
+                         for n in node.inputs])
+    tup = e.op("MakeTuple", parts, None, None, kind=CLASSIC, abstract=abstract)
+    return e.op("Concat", [tup, e.const(int(node.params["dimension"]))], *_out(node))
+
+
+def _dot_general(e, node):
+    (lc, rc), (lb, rb) = node.params["dimension_numbers"]
+    lhs, rhs = node.inputs
+    ls, rs = e.shape(lhs), e.shape(rhs)
+    shape, dtype = _out(node)
+    where = node.source or e.graph.name
+    if len(lc) != 1 or len(rc) != 1:
+        raise ExportError(f"{where}: dot_general with {len(lc)} contracting dimensions is not supported")
+    lc, rc = lc[0], rc[0]
+    nb = len(lb)
+    if tuple(lb) != tuple(range(nb)) or tuple(rb) != tuple(range(nb)) or len(rs) != nb + 2:
+        raise ExportError(f"{where}: dot_general {node.params['dimension_numbers']} with shapes "
+                          f"{ls} x {rs} is not supported")
+    a, b = e.ref(lhs), e.ref(rhs)
+    if rc not in (nb, nb + 1):
+        raise ExportError(f"{where}: dot_general contracting dim {rc} of rhs {rs} is not supported")
+    trans_b = rc == nb + 1
+    if nb:                                   # batched: lhs (*B, M, K) only
+        if len(ls) != nb + 2 or lc not in (nb, nb + 1):
+            raise ExportError(f"{where}: batched dot_general with lhs {ls} is not supported")
+        return e.op("BatchMatMul", [a, b, e.const(lc == nb), e.const(trans_b)], shape, dtype)
+    if lc == len(ls) - 1 and len(ls) != 2:   # (..., K) @ (K, N): flatten the leading dims
+        k = ls[-1]
+        rows = int(np.prod(ls[:-1])) if ls[:-1] else 1
+        a = e.op("Reshape", [a, e.const((rows, k))], (rows, k), e.dtype(lhs))
+        n = rs[1] if rc == 0 else rs[0]
+        y = e.op("MatMul", [a, b, e.const(False), e.const(trans_b)], (rows, n), dtype)
+        return e.op("Reshape", [y, e.const(tuple(shape))], shape, dtype)
+    if len(ls) != 2:
+        raise ExportError(f"{where}: dot_general contracting dim {lc} of lhs {ls} is not supported")
+    return e.op("MatMul", [a, b, e.const(lc == 0), e.const(trans_b)], shape, dtype)
+
+
+def _spatial(node, rank_offset):
+    """The (top, bottom, left, right) padding of a 2-D window op."""
+    pads = [tuple(p) for p in node.params["padding"]][rank_offset:]
+    return (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
+
+
+def _same_pads(in_hw, k, s, d=(1, 1)):
+    out = []
+    for size, kk, ss, dd in zip(in_hw, k, s, d):
+        eff = (kk - 1) * dd + 1
+        total = max((-(-size // ss) - 1) * ss + eff - size, 0)
+        out += [total // 2, total - total // 2]
+    return tuple(out)
+
+
+def _conv(e, node):
+    where = node.source or e.graph.name
+    dn = node.params["dimension_numbers"]
+    lhs, rhs = node.inputs
+    if (tuple(dn.lhs_spec), tuple(dn.rhs_spec), tuple(dn.out_spec)) != ((0, 1, 2, 3),) * 3 \
+            or len(e.shape(lhs)) != 4:
+        raise ExportError(f"{where}: only 2-D NCHW/OIHW convolutions export to MINDIR ({dn})")
+    if tuple(node.params["lhs_dilation"]) != (1, 1) or node.params.get("batch_group_count", 1) != 1:
+        raise ExportError(f"{where}: transposed or batch-grouped convolutions do not export to MINDIR")
+    o, _, kh, kw = e.shape(rhs)
+    sh, sw = node.params["window_strides"]
+    dh, dw = node.params["rhs_dilation"]
+    pads = _spatial(node, 0)
+    if pads == (0, 0, 0, 0):
+        mode = "valid"
+    elif pads == _same_pads(e.shape(lhs)[2:], (kh, kw), (sh, sw), (dh, dw)):
+        mode = "same"
+    else:
+        mode = "pad"
+    group = int(node.params["feature_group_count"])
+    attrs = {"kernel_size": (kh, kw), "mode": 1, "out_channel": o, "input_names": ["x", "w"],
+             "pad": pads if mode == "pad" else (0, 0, 0, 0), "pad_mode": mode, "format": "NCHW",
+             "pad_list": pads, "groups": group, "stride": (1, 1, sh, sw), "group": group,
+             "dilation": (1, 1, dh, dw), "output_names": ["output"]}
+    return e.op("Conv2D", [e.ref(lhs), e.ref(rhs)], *_out(node), attrs=attrs, kind=CLASSIC)
+
+
+def _window(node, e, where):
+    x = node.inputs[0]
+    if len(e.shape(x)) != 4:
+        raise ExportError(f"{where}: only 4-D NCHW pooling exports to MINDIR")
+    k, s = tuple(node.params["window_dimensions"]), tuple(node.params["window_strides"])
+    if k[:2] != (1, 1) or s[:2] != (1, 1) or set(node.params["base_dilation"]) != {1} \
+            or set(node.params["window_dilation"]) != {1}:
+        raise ExportError(f"{where}: pooling over batch/channels or dilated pooling does not export")
+    pads = _spatial(node, 2)
+    if pads == (0, 0, 0, 0):
+        mode = "VALID"
+    elif pads == _same_pads(e.shape(x)[2:], k[2:], s[2:]):
+        mode = "SAME"
+    else:
+        raise ExportError(f"{where}: pooling padding {pads} is neither VALID nor SAME; MindSpore's "
+                          f"MaxPool/AvgPool support only those")
+    return x, k, s, mode
+
+
+def _max_pool(e, node):
+    x, k, s, mode = _window(node, e, node.source or e.graph.name)
+    attrs = {"pad_mode": mode, "output_names": ["output"], "kernel_size": k, "format": "NCHW",
+             "strides": s, "input_names": ["x"]}
+    return e.op("MaxPool", [e.ref(x)], *_out(node), attrs=attrs, kind=CLASSIC)
+
+
+def _sum_pool(e, node):
+    where = node.source or e.graph.name
+    x, k, s, mode = _window(node, e, where)
+    if mode != "VALID":
+        raise ExportError(f"{where}: a padded window sum does not export to MINDIR")
+    shape, dtype = _out(node)
+    avg = e.op("AvgPool", [e.ref(x), e.const(k[2:]), e.const(s[2:]), e.const(2), e.const(0)], shape, dtype)
+    return e.op("Mul", [avg, e.tensor(np.asarray(k[2] * k[3], dtype))], shape, dtype)
+
+
+def _slice(e, node):
+    start = tuple(int(v) for v in node.params["start_indices"])
+    limit = tuple(int(v) for v in node.params["limit_indices"])
+    strides = tuple(int(v) for v in (node.params.get("strides") or (1,) * len(start)))
+    zero = e.const(0)
+    return e.op("StridedSlice", [e.ref(node.inputs[0]), e.const(start), e.const(limit), e.const(strides),
+                                 zero, zero, zero, zero, zero], *_out(node))
+
+
+def _static(e, name):
+    """The value of ``name`` when it is a constant (possibly cast/broadcast), else None."""
+    if name in e.graph.constants:
+        return np.asarray(e.graph.constants[name])
+    node = e.producers.get(name)
+    if node is not None and node.op in ("convert_element_type", "broadcast_in_dim", "reshape"):
+        src = _static(e, node.inputs[0])
+        if src is not None:
+            return np.broadcast_to(src, node.outputs[0].shape).astype(node.outputs[0].dtype)
+    return None
+
+
+def _pad(e, node):
+    where = node.source or e.graph.name
+    x, value = node.inputs
+    config = [tuple(int(v) for v in c) for c in node.params["padding_config"]]
+    fill = _static(e, value)
+    if fill is None or np.any(np.asarray(fill) != 0) or any(c[2] or c[0] < 0 or c[1] < 0 for c in config):
+        raise ExportError(f"{where}: only non-negative zero padding (no interior) exports to MINDIR")
+    paddings = tuple((c[0], c[1]) for c in config)
+    return e.op("Pad", [e.ref(x)], *_out(node), attrs={"paddings": paddings}, kind=CLASSIC)
+
+
+def _gather(e, node):
+    """``jnp.take(table, idx, axis=0)`` (embedding lookups) -> Gather(table, idx, 0, 0)."""
+    where = node.source or e.graph.name
+    table, idx = node.inputs
+    ts, ishape = e.shape(table), e.shape(idx)
+    dn = node.params["dimension_numbers"]
+    ok = (tuple(dn.collapsed_slice_dims) == (0,) and tuple(dn.start_index_map) == (0,)
+          and tuple(node.params["slice_sizes"]) == (1, *ts[1:]) and ishape and ishape[-1] == 1
+          and tuple(dn.offset_dims) == tuple(range(len(ishape) - 1, len(ishape) - 1 + len(ts) - 1))
+          and not getattr(dn, "operand_batching_dims", ()))
+    if not ok:
+        raise ExportError(f"{where}: only take-along-axis-0 gathers (embedding lookups) export to MINDIR")
+    i = e.op("Reshape", [e.ref(idx), e.const(tuple(ishape[:-1]))], ishape[:-1], e.dtype(idx))
+    return e.op("Gather", [e.ref(table), i, e.const(0), e.const(0)], *_out(node))
+
+
+RULES = {
+    "add": _binary("Add"), "sub": _binary("Sub"), "mul": _binary("Mul"), "div": _binary("RealDiv"),
+    "max": _binary("Maximum"), "min": _binary("Minimum"), "pow": _binary("Pow"),
+    "eq": _binary("Equal"), "ne": _binary("NotEqual"), "lt": _binary("Less"), "le": _binary("LessEqual"),
+    "gt": _binary("Greater"), "ge": _binary("GreaterEqual"),
+    "and": _binary("LogicalAnd"), "or": _binary("LogicalOr"), "not": _unary("LogicalNot"),
+    "exp": _unary("Exp"), "log": _unary("Log"), "sqrt": _unary("Sqrt"), "rsqrt": _unary("Rsqrt"),
+    "tanh": _unary("Tanh"), "erf": _unary("Erf"), "erfc": _unary("Erfc"), "logistic": _unary("Sigmoid"), "neg": _unary("Neg"),
+    "abs": _unary("Abs"), "sin": _unary("Sin"), "cos": _unary("Cos"), "floor": _unary("Floor"),
+    "ceil": _unary("Ceil"), "sign": _unary("Sign"), "square": _unary("Square"), "log1p": _unary("Log1p"),
+    "integer_pow": _integer_pow, "convert_element_type": _convert, "copy": _copy,
+    "reshape": _reshape, "squeeze": _squeeze,
+    "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose,
+    "reduce_sum": _reduce("ReduceSum", extra=(False,)), "reduce_max": _reduce("ReduceMax"),
+    "reduce_min": _reduce("ReduceMin"), "select_n": _select_n, "concatenate": _concatenate,
+    "dot_general": _dot_general, "conv_general_dilated": _conv, "reduce_window_max": _max_pool,
+    "reduce_window_sum": _sum_pool, "slice": _slice, "pad": _pad, "gather": _gather,
+}
+
+
+# ================================================================ model
+def to_model_proto(graph: ir.Graph) -> pb.ModelProto:
+    """Translate ``graph`` to a ModelProto (raises UnsupportedOpError listing every missing op)."""
+    check_supported(graph, RULES, "MINDIR")
+    e = _Emitter(graph)
+    for name, array in graph.parameters.items():
+        array = np.asarray(array)
+        t = encode_tensor(array, f"{e.gname}:{name}")
+        t.ref_key = name
+        t.compression_type = pb.TensorProto.NO_COMPRESSION
+        e.g.parameter.append(t)
+        e.names[name] = t.name
+    for value in graph.inputs:
+        full = f"{e.gname}:{value.name}"
+        e.g.input.add(name=full, tensor=[tensor_spec(value.shape, value.dtype)])
+        e.names[value.name] = full
+    for node in graph.nodes:
+        out = RULES[node.op](e, node)
+        if len(node.outputs) != 1:
+            raise ExportError(f"{node.source or graph.name}: {node.op} with several outputs")
+        e.names[node.outputs[0].name] = out
+    outs = [e.ref(v.name) for v in graph.outputs]
+    if len(outs) == 1:
+        v = graph.outputs[0]
+        e.g.output.add(name=outs[0], tensor=[tensor_spec(v.shape, v.dtype)])
+    else:
+        abstract = A(name="shape", type=A.TUPLE,
+                     values=[A(type=A.TENSORS, tensors=[tensor_spec(v.shape, v.dtype)]) for v in graph.outputs])
+        tup = e.op("MakeTuple", outs, None, None, kind=CLASSIC, abstract=abstract)
+        e.g.output.add(name=tup)
+    return e.model
+
+
+def write(graph: ir.Graph, file_name, **options) -> None:
+    """Write ``graph`` as a MINDIR file at ``file_name`` (the caller adds the suffix)."""
+    if options:
+        raise ExportError(f"MINDIR export takes no options {sorted(options)}")
+    data = to_model_proto(graph).SerializeToString()
+    tmp = f"{file_name}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, file_name)
