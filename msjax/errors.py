@@ -28,3 +28,8 @@ class ExportError(MsjaxError, ValueError):
 
 class UnsupportedOpError(ExportError):
     """The network uses primitives an exporter has no rule for (all of them are listed)."""
+
+
+class DatasetError(MsjaxError, ValueError, RuntimeError):
+    """A dataset cannot be read or a pipeline step fails: missing or corrupt files, bad columns,
+    rows that cannot be batched. Also a ``RuntimeError``, as MindSpore's pipeline errors are."""
