@@ -33,3 +33,7 @@ class UnsupportedOpError(ExportError):
 class DatasetError(MsjaxError, ValueError, RuntimeError):
     """A dataset cannot be read or a pipeline step fails: missing or corrupt files, bad columns,
     rows that cannot be batched. Also a ``RuntimeError``, as MindSpore's pipeline errors are."""
+
+
+class LayerArgumentError(MsjaxError, ValueError):
+    """A layer or op got an argument value it cannot use (names the layer, the argument and what is allowed)."""

@@ -9,6 +9,7 @@ statistics, dropout RNG counters) are written back after the call.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 from collections import OrderedDict
 
@@ -31,7 +32,9 @@ def _is_dynamic(x):
 
 
 def _wrap_outputs(tree):
-    return jax.tree.map(lambda x: Tensor(x) if isinstance(x, jax.Array) else x, tree)
+    """Wrap concrete arrays as Tensor; tracers (a call under jax.grad/vmap) stay raw arrays."""
+    return jax.tree.map(lambda x: Tensor(x) if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+                        else x, tree)
 
 
 def _run_construct(graphdef, static, state, dynamic):
@@ -47,6 +50,28 @@ def _run_construct(graphdef, static, state, dynamic):
     finally:
         _tracing.depth -= 1
     return unwrap(out), nnx.state(cell)
+
+
+@contextlib.contextmanager
+def inline_calls(scopes=None):
+    """Run cell calls inline (no nested jit) while tracing; used by ``exporters.capture``.
+
+    ``scopes`` maps ``id(cell)`` to its dotted path; each such cell's ``construct`` then runs under
+    ``jax.named_scope(path)``, so jaxpr equations name the layer that produced them.
+    """
+    previous = getattr(_tracing, "scopes", None)
+    _tracing.depth = getattr(_tracing, "depth", 0) + 1
+    _tracing.scopes = scopes
+    try:
+        yield
+    finally:
+        _tracing.depth -= 1
+        _tracing.scopes = previous
+
+
+def _under_transform(args, kwargs):
+    """True when called on tracers (inside the user's jax.grad/jit/vmap): run inline, not nested-jit."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(unwrap((args, kwargs))))
 
 
 class _Dynamic:
@@ -88,7 +113,19 @@ class Cell(nnx.Module):
             value.name = name
         elif isinstance(value, Cell) and getattr(self, "_auto_prefix", True) and not name.startswith("_pytree"):
             value.update_parameters_name(name + ".")
+        if isinstance(value, (Parameter, Cell)):
+            order = vars(self).get("_cell_order", ())
+            if name not in order:
+                # nnx.merge rebuilds attributes sorted by name; this static tuple keeps definition order
+                super().__setattr__("_cell_order", order + (name,))
+            value = nnx.data(value)  # may replace a static placeholder such as `self.bias = None`
         super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        order = vars(self).get("_cell_order", ())
+        if name in order:
+            super().__setattr__("_cell_order", tuple(n for n in order if n != name))
+        super().__delattr__(name)
 
     def update_parameters_name(self, prefix="", recurse=True):
         """Give every parameter the name ``prefix + <its dotted path in this cell>``."""
@@ -98,7 +135,9 @@ class Cell(nnx.Module):
     # ---------------------------------------------------------------- walks
     def _children(self):
         """(attribute, value) pairs in definition order: Parameters, then Cells, as MindSpore."""
-        items = [(k, v) for k, v in vars(self).items() if not k.startswith("_pytree")]
+        rank = {name: i for i, name in enumerate(vars(self).get("_cell_order", ()))}
+        items = sorted(((k, v) for k, v in vars(self).items() if not k.startswith("_pytree")),
+                       key=lambda kv: rank.get(kv[0], len(rank)))
         params = [(k, v) for k, v in items if isinstance(v, Parameter)]
         cells = [(k, v) for k, v in items if isinstance(v, Cell)]
         return params, cells
@@ -180,9 +219,17 @@ class Cell(nnx.Module):
         raise NotImplementedError(f"{type(self).__name__} must define construct()")
 
     def __call__(self, *args, **kwargs):
-        if getattr(_tracing, "depth", 0) or context.get_context("mode") == context.PYNATIVE_MODE:
-            out = self.construct(*unwrap(args), **unwrap(kwargs))
-            return out if getattr(_tracing, "depth", 0) else _wrap_outputs(out)
+        depth = getattr(_tracing, "depth", 0)
+        if depth or context.get_context("mode") == context.PYNATIVE_MODE or _under_transform(args, kwargs):
+            scope = (getattr(_tracing, "scopes", None) or {}).get(id(self))
+            # inline: sub-cells (and every cell in PYNATIVE_MODE) see and return raw arrays
+            _tracing.depth = depth + 1
+            try:
+                with jax.named_scope(scope) if scope else contextlib.nullcontext():
+                    out = self.construct(*unwrap(args), **unwrap(kwargs))
+            finally:
+                _tracing.depth = depth
+            return out if depth else _wrap_outputs(out)
         return self._call_compiled(args, kwargs)
 
     def _call_compiled(self, args, kwargs):

@@ -1,2 +1,17 @@
-"""(filled in by its owner)."""
-__all__ = []
+"""MindSpore's nn layers on msjax's Cell (NCHW layouts, MindSpore parameter names and order)."""
+from msjax.nn.layer.activation import *  # noqa: F401,F403
+from msjax.nn.layer.activation import __all__ as _activation
+from msjax.nn.layer.basic import *  # noqa: F401,F403
+from msjax.nn.layer.basic import __all__ as _basic
+from msjax.nn.layer.container import *  # noqa: F401,F403
+from msjax.nn.layer.container import __all__ as _container
+from msjax.nn.layer.conv import *  # noqa: F401,F403
+from msjax.nn.layer.conv import __all__ as _conv
+from msjax.nn.layer.embedding import *  # noqa: F401,F403
+from msjax.nn.layer.embedding import __all__ as _embedding
+from msjax.nn.layer.normalization import *  # noqa: F401,F403
+from msjax.nn.layer.normalization import __all__ as _normalization
+from msjax.nn.layer.pooling import *  # noqa: F401,F403
+from msjax.nn.layer.pooling import __all__ as _pooling
+
+__all__ = [*_activation, *_basic, *_container, *_conv, *_embedding, *_normalization, *_pooling]

@@ -1,0 +1,244 @@
+"""Every layer against real MindSpore 2.10: same input, same parameters -> same output and gradients.
+
+One row per layer: (id, class name, kwargs, input shape, modes). msjax builds each layer, its
+parameters are copied into the MindSpore layer, and one oracle call computes MindSpore's forward
+output, input gradient, parameter gradients of ``sum(out * cotangent)`` and, in train mode, the
+updated BatchNorm statistics.
+"""
+import json
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import msjax
+from msjax import nn
+from msjax.common.tensor import unwrap
+from msjax.errors import LayerArgumentError
+from oracle import requires_mindspore, run_mindspore
+
+ROWS = [
+    ("dense", "Dense", dict(in_channels=6, out_channels=4), (3, 6), ("eval",)),
+    ("dense_relu_3d", "Dense", dict(in_channels=6, out_channels=4, activation="relu"), (2, 3, 6), ("eval",)),
+    ("dense_nobias", "Dense", dict(in_channels=5, out_channels=3, has_bias=False), (4, 5), ("eval",)),
+    ("conv_same_s2", "Conv2d", dict(in_channels=3, out_channels=4, kernel_size=3, stride=2, has_bias=True),
+     (2, 3, 7, 8), ("eval",)),
+    ("conv_valid_dil", "Conv2d", dict(in_channels=3, out_channels=4, kernel_size=(3, 2), pad_mode="valid",
+                                      dilation=2), (2, 3, 9, 9), ("eval",)),
+    ("conv_pad_group", "Conv2d", dict(in_channels=4, out_channels=6, kernel_size=3, pad_mode="pad",
+                                      padding=(1, 0, 2, 1), group=2, has_bias=True), (2, 4, 6, 6), ("eval",)),
+    ("conv_pad_int", "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3, stride=2, pad_mode="pad",
+                                    padding=1), (1, 2, 6, 6), ("eval",)),
+    ("bn2d", "BatchNorm2d", dict(num_features=3, momentum=0.8), (4, 3, 5, 5), ("train", "eval")),
+    ("bn2d_eps", "BatchNorm2d", dict(num_features=2, eps=1e-4), (3, 2, 2, 3), ("train",)),
+    ("bn1d", "BatchNorm1d", dict(num_features=5), (6, 5), ("train", "eval")),
+    ("relu", "ReLU", {}, (3, 5), ("eval",)),
+    ("gelu", "GELU", {}, (3, 5), ("eval",)),
+    ("gelu_exact", "GELU", dict(approximate=False), (3, 5), ("eval",)),
+    ("softmax", "Softmax", {}, (3, 5), ("eval",)),
+    ("softmax_axis0", "Softmax", dict(axis=0), (3, 5), ("eval",)),
+    ("sigmoid", "Sigmoid", {}, (3, 5), ("eval",)),
+    ("tanh", "Tanh", {}, (3, 5), ("eval",)),
+    ("maxpool_valid", "MaxPool2d", dict(kernel_size=2, stride=2), (2, 3, 6, 7), ("eval",)),
+    ("maxpool_same", "MaxPool2d", dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 7, 8), ("eval",)),
+    ("maxpool_pad", "MaxPool2d", dict(kernel_size=3, stride=2, pad_mode="pad", padding=1), (2, 2, 7, 7), ("eval",)),
+    ("avgpool_valid", "AvgPool2d", dict(kernel_size=2, stride=2), (2, 3, 6, 6), ("eval",)),
+    ("avgpool_same", "AvgPool2d", dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 7, 8), ("eval",)),
+    ("avgpool_pad", "AvgPool2d", dict(kernel_size=3, stride=1, pad_mode="pad", padding=1), (1, 2, 5, 5), ("eval",)),
+    ("avgpool_pad_excl", "AvgPool2d", dict(kernel_size=3, stride=2, pad_mode="pad", padding=1,
+                                           count_include_pad=False), (1, 2, 5, 5), ("eval",)),
+    ("flatten", "Flatten", {}, (2, 3, 4), ("eval",)),
+    ("dropout_eval", "Dropout", dict(p=0.3), (2, 5), ("eval",)),
+    ("embedding", "Embedding", dict(vocab_size=10, embedding_size=4), (2, 3), ("eval",)),
+    ("embedding_onehot", "Embedding", dict(vocab_size=7, embedding_size=3, use_one_hot=True, padding_idx=0),
+     (4,), ("eval",)),
+    ("layernorm", "LayerNorm", dict(normalized_shape=(5,)), (3, 5), ("eval",)),
+    ("layernorm_2d", "LayerNorm", dict(normalized_shape=(4, 5), begin_norm_axis=1, begin_params_axis=1,
+                                       epsilon=1e-5), (3, 4, 5), ("eval",)),
+]
+CASES = [(row, mode) for row in ROWS for mode in row[4]]
+INT_INPUT = {"Embedding"}
+
+MS_CODE = """
+import json, tempfile
+# GRAPH_MODE compiles construct from its source file, so the loss cell lives in a real file
+helper_dir = tempfile.mkdtemp()
+with open(os.path.join(helper_dir, "ms_loss_cell.py"), "w") as fh:
+    fh.write(inputs["helper"].item())
+sys.path.insert(0, helper_dir)
+from ms_loss_cell import LossCell
+rows = json.loads(inputs["spec"].item())
+def run_row(rid, cls, kwargs, nparams, mode, int_input):
+    if "normalized_shape" in kwargs:
+        kwargs["normalized_shape"] = tuple(kwargs["normalized_shape"])
+    if isinstance(kwargs.get("padding"), list):
+        kwargs["padding"] = tuple(kwargs["padding"])
+    if isinstance(kwargs.get("kernel_size"), list):
+        kwargs["kernel_size"] = tuple(kwargs["kernel_size"])
+    net = getattr(nn, cls)(**kwargs)
+    named = list(net.parameters_and_names())
+    assert len(named) == nparams, (rid, [n for n, _ in named])
+    for i, (_, p) in enumerate(named):
+        p.set_data(Tensor(inputs[f"{rid}__p{i}"]))
+    net.set_train(mode == "train")
+    weights = net.trainable_params()
+    x = Tensor(inputs[f"{rid}__x"])
+    c = Tensor(inputs[f"{rid}__c_{mode}"])
+    grad_fn = ms.value_and_grad(LossCell(net, c), grad_position=None if int_input else 0, weights=weights,
+                                has_aux=True)
+    (_, out), grads = grad_fn(x)
+    key = f"{rid}-{mode}"
+    outputs[key + "__out"] = out.asnumpy()
+    if not int_input:
+        outputs[key + "__gx"] = grads[0].asnumpy()
+        grads = grads[1]
+    for i, g in enumerate(grads):
+        outputs[key + f"__gw{i}"] = g.asnumpy()
+    for i, (name, p) in enumerate(net.parameters_and_names()):
+        outputs[key + f"__after{i}"] = p.asnumpy()
+    outputs[key + "__names"] = np.array([n for n, _ in named])
+
+for row in rows:
+    try:
+        run_row(*row)
+    except Exception as exc:  # one failing row must not hide the others
+        outputs[f"{row[0]}-{row[4]}__error"] = np.array(f"{type(exc).__name__}: {exc}"[-3000:])
+"""
+
+
+HELPER = """
+from mindspore import nn
+
+
+class LossCell(nn.Cell):
+    def __init__(self, net, cotangent):
+        super().__init__()
+        self.net, self.cotangent = net, cotangent
+
+    def construct(self, x):
+        out = self.net(x)
+        return (out * self.cotangent).sum(), out
+"""
+
+
+def _build(row):
+    rid, cls, kwargs, shape, _ = row
+    msjax.set_seed(zlib.crc32(rid.encode()))
+    cell = getattr(nn, cls)(**kwargs)
+    rng = np.random.default_rng(len(rid))
+    for name, p in cell.parameters_and_names():  # move every parameter off its default value
+        value = np.asarray(p.asnumpy())
+        if "variance" in name:
+            value = rng.uniform(0.5, 1.5, value.shape)
+        else:
+            value = value + rng.normal(0, 0.3, value.shape)
+        p.set_data(value.astype(np.float32))
+    if cls in INT_INPUT:
+        x = rng.integers(0, kwargs["vocab_size"], shape).astype(np.int32)
+    else:
+        x = rng.normal(0, 1, shape).astype(np.float32)
+    return cell, x
+
+
+def _jax_run(cell, x, cotangent, train):
+    """Output, input grad, trainable-parameter grads (definition order) and the parameters after."""
+    cell.set_train(train)
+    graphdef, state, rest = nnx.split(cell, nnx.Param, ...)  # rest: RNG state (not differentiable)
+    int_input = np.issubdtype(x.dtype, np.integer)
+
+    def loss(state, x):
+        module = nnx.merge(graphdef, state, rest)
+        out = unwrap(module(x))
+        return jnp.sum(out * cotangent), (out, nnx.state(module))
+
+    argnums = 0 if int_input else (0, 1)
+    grads, (out, new_state) = jax.jit(jax.grad(loss, argnums=argnums, has_aux=True))(state, jnp.asarray(x))
+    gstate, gx = (grads, None) if int_input else grads
+    gnet = nnx.merge(graphdef, gstate, rest)
+    gw = [np.asarray(p.get_value()) for _, p in gnet.parameters_and_names() if p.requires_grad]
+    after = nnx.merge(graphdef, new_state)
+    return (np.asarray(out), None if gx is None else np.asarray(gx), gw,
+            [np.asarray(p.get_value()) for _, p in after.parameters_and_names()])
+
+
+@pytest.fixture(scope="module")
+def compared():
+    """msjax and MindSpore results for every (row, mode), MindSpore's in one oracle call."""
+    ours, inputs, spec = {}, {}, []
+    for row in ROWS:
+        rid, cls, kwargs = row[:3]
+        cell, x = _build(row)
+        params = [np.asarray(p.asnumpy()) for _, p in cell.parameters_and_names()]
+        inputs[f"{rid}__x"] = x
+        for i, p in enumerate(params):
+            inputs[f"{rid}__p{i}"] = p
+        for mode in row[4]:
+            graphdef, state = nnx.split(cell)
+            fresh = nnx.merge(graphdef, state)  # each mode starts from the same parameters
+            out_shape = jax.eval_shape(lambda x: unwrap(nnx.merge(graphdef, state)(x)), jnp.asarray(x)).shape
+            c = np.random.default_rng(7).normal(0, 1, out_shape).astype(np.float32)
+            inputs[f"{rid}__c_{mode}"] = c
+            ours[f"{rid}-{mode}"] = (_jax_run(fresh, x, c, mode == "train"),
+                                     [n for n, _ in cell.parameters_and_names()])
+            spec.append([rid, cls, kwargs, len(params), mode, cls in INT_INPUT])
+    inputs["spec"] = np.array(json.dumps(spec))
+    inputs["helper"] = np.array(HELPER)
+    return ours, run_mindspore(MS_CODE, inputs)
+
+
+def _close(actual, expected, what):
+    scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=2e-5 * scale, err_msg=what)
+
+
+@requires_mindspore
+@pytest.mark.parametrize("row,mode", CASES, ids=[f"{r[0]}-{m}" for r, m in CASES])
+def test_layer_matches_mindspore(compared, row, mode):
+    ours, theirs = compared
+    key = f"{row[0]}-{mode}"
+    assert key + "__error" not in theirs, f"MindSpore failed: {theirs.get(key + '__error')}"
+    (out, gx, gw, after), names = ours[key]
+    assert names == list(theirs[key + "__names"]), "parameter names/order differ from MindSpore"
+    assert out.shape == theirs[key + "__out"].shape
+    _close(out, theirs[key + "__out"], f"{key}: forward output")
+    if gx is not None:
+        _close(gx, theirs[key + "__gx"], f"{key}: input gradient")
+    ms_gw = [theirs[f"{key}__gw{i}"] for i in range(len(gw))]
+    assert f"{key}__gw{len(gw)}" not in theirs, "MindSpore has more trainable parameters"
+    for i, (a, b) in enumerate(zip(gw, ms_gw)):
+        _close(a, b, f"{key}: gradient of trainable parameter {i}")
+    for i, (a, name) in enumerate(zip(after, names)):
+        _close(a, theirs[f"{key}__after{i}"], f"{key}: {name} after the call")
+
+
+def test_bad_arguments_raise_layer_errors_naming_the_layer():
+    with pytest.raises(LayerArgumentError, match="Conv2d: pad_mode"):
+        nn.Conv2d(1, 1, 3, pad_mode="full")
+    with pytest.raises(LayerArgumentError, match="needs pad_mode='pad'"):
+        nn.Conv2d(1, 1, 3, padding=1)
+    with pytest.raises(LayerArgumentError, match="group=2"):
+        nn.Conv2d(3, 4, 3, group=2)
+    with pytest.raises(LayerArgumentError, match=r"Dense: weight_init has shape \(3, 4\)"):
+        nn.Dense(3, 4, weight_init=msjax.Tensor(np.ones((3, 4), np.float32)))
+    with pytest.raises(LayerArgumentError, match="BatchNorm2d: expected a 4-D input"):
+        nn.BatchNorm2d(2)(msjax.Tensor(np.ones((2, 2), np.float32)))
+    with pytest.raises(LayerArgumentError, match="MaxPool2d: ceil_mode"):
+        nn.MaxPool2d(2, 2, ceil_mode=True)
+    with pytest.raises(LayerArgumentError, match="unknown activation 'swishy'"):
+        nn.Dense(2, 2, activation="swishy")
+
+
+def test_default_initialisers_follow_mindspore_bounds():
+    dense = nn.Dense(16, 300)  # HeUniform(sqrt(5)) -> bound 1/sqrt(fan_in); bias Uniform(1/sqrt(in_channels))
+    w, b = dense.weight.asnumpy(), dense.bias.asnumpy()
+    assert 0.9 / 4 < np.abs(w).max() <= 1 / 4 and 0.8 / 4 < np.abs(b).max() <= 1 / 4
+    conv = nn.Conv2d(4, 200, 3, has_bias=True)  # fan_in = 4 * 3 * 3 = 36
+    assert 0.9 / 6 < np.abs(conv.weight.asnumpy()).max() <= 1 / 6
+    assert 0.8 / 6 < np.abs(conv.bias.asnumpy()).max() <= 1 / 6
+    assert conv.weight.shape == (200, 4, 3, 3) and str(conv.weight.dtype) == "Float32"
+    emb = nn.Embedding(50, 40, padding_idx=3)  # 'normal' is Normal(sigma=0.01)
+    table = emb.embedding_table.asnumpy()
+    assert not table[3].any() and 0.008 < table.std() < 0.012
