@@ -1,0 +1,139 @@
+"""``load_param_into_net``: match a name -> Parameter dict to a Cell's parameters, MindSpore's way.
+
+Exact names first (``param.name``, via ``net.parameters_and_names()``). Unless ``strict_load``,
+MindSpore's prefix rule then runs: for the first unloaded parameter whose name ends some unused
+dict name, take the extra leading text as a prefix and load every unloaded parameter found under
+that prefix; repeat while new prefixes turn up. Unlike MindSpore, two candidate dict names for one
+parameter are an error naming both, never a silent pick. Values are assigned as given (host numpy
+arrays stay numpy: no device copy).
+
+>>> param_not_load, ckpt_not_load = load_param_into_net(net, load_checkpoint("net.ckpt"))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from msjax.common import dtype as mstype
+from msjax.common.tensor import Parameter, Tensor
+from msjax.errors import ParameterLoadError
+
+_FLOATS = {mstype.float16, mstype.float32, mstype.float64, mstype.bfloat16}
+_INTS = {mstype.int8, mstype.int16, mstype.int32, mstype.int64}
+
+
+def _array(value):
+    if isinstance(value, Parameter):
+        return value.get_value()
+    if isinstance(value, Tensor):
+        return value._array()
+    return value
+
+
+def _source(new, file):
+    if file:
+        return file
+    found = new.get_metadata("ckpt_file", None) if isinstance(new, Parameter) else None
+    return found or "parameter_dict"
+
+
+def _update(param, new, dict_name, strict_load, file):
+    """Assign ``new``'s value to ``param``: same shape (or MindSpore's trailing-1 reshape), same
+    dtype (or float<->float / int<->int conversion when not strict)."""
+    value = _array(new)
+    if not hasattr(value, "shape"):
+        value = np.asarray(value)
+    shape, new_shape = tuple(param.shape), tuple(value.shape)
+    if shape != new_shape:
+        extra = new_shape[len(shape):]
+        if len(new_shape) > len(shape) and new_shape[:len(shape)] == shape and all(d == 1 for d in extra):
+            value = np.asarray(value).reshape(shape)
+        else:
+            raise ParameterLoadError(
+                f"parameter {param.name!r} has shape {shape} in the network but {dict_name!r} has "
+                f"shape {new_shape} in {_source(new, file)}; check that the checkpoint belongs to this "
+                f"network")
+    have, got = mstype.from_numpy(param.get_value().dtype), mstype.from_numpy(value.dtype)
+    if have is not got:
+        if strict_load or not ({have, got} <= _FLOATS or {have, got} <= _INTS):
+            raise ParameterLoadError(
+                f"parameter {param.name!r} has dtype {have} in the network but {dict_name!r} has "
+                f"dtype {got} in {_source(new, file)}"
+                + ("" if strict_load else "; only float<->float and int<->int are converted"))
+        value = np.asarray(value).astype(have.numpy)
+    param.set_value(value)
+
+
+def load_param_into_net(net, parameter_dict, strict_load=False, *, _file=None):
+    """Load ``parameter_dict`` (name -> Parameter) into ``net``; return ``(param_not_load,
+    ckpt_not_load)``: the net's parameter names not loaded and the dict's names not used.
+
+    >>> param_not_load, ckpt_not_load = load_param_into_net(net, param_dict)
+    """
+    if not hasattr(net, "parameters_and_names"):
+        raise TypeError(f"For 'load_param_into_net', 'net' must be a Cell, got {type(net).__name__}")
+    if not isinstance(parameter_dict, dict):
+        raise TypeError(f"For 'load_param_into_net', 'parameter_dict' must be a dict, got "
+                        f"{type(parameter_dict).__name__}")
+    if not isinstance(strict_load, bool):
+        raise TypeError(f"For 'load_param_into_net', 'strict_load' must be a bool, got {strict_load!r}")
+    for key, value in parameter_dict.items():
+        if not isinstance(key, str) or not isinstance(value, (Parameter, Tensor, str, np.ndarray)) \
+                and not hasattr(value, "shape"):
+            raise TypeError(f"For 'load_param_into_net', parameter_dict entries must be str -> "
+                            f"Parameter, got {key!r}: {type(value).__name__}")
+
+    params = [p for _, p in net.parameters_and_names()]
+    ckpt_not_load = list(parameter_dict)
+    used = set()
+    param_not_load = []
+    for param in params:
+        new = parameter_dict.get(param.name)
+        if new is None:
+            param_not_load.append(param.name)
+            continue
+        if isinstance(new, str):
+            continue
+        _update(param, new, param.name, strict_load, _file)
+        used.add(param.name)
+    if param_not_load and not strict_load:
+        _load_by_prefix(params, parameter_dict, param_not_load, used, _file)
+    ckpt_not_load = [n for n in ckpt_not_load if n not in used]
+    return param_not_load, ckpt_not_load
+
+
+def _candidates(name, parameter_dict, used):
+    return [d for d in parameter_dict
+            if d not in used and d != name and d.endswith(name) and not isinstance(parameter_dict[d], str)]
+
+
+def _load_by_prefix(params, parameter_dict, param_not_load, used, file):
+    """MindSpore's ``_load_dismatch_prefix_params`` with ambiguity reported instead of guessed."""
+    tried = set()
+    while param_not_load:
+        prefix = None
+        for name in param_not_load:
+            found = _candidates(name, parameter_dict, used)
+            if len(found) > 1:
+                raise ParameterLoadError(
+                    f"parameter {name!r} matches several checkpoint names by suffix: {found[0]!r} and "
+                    f"{found[1]!r}{' (and more)' if len(found) > 2 else ''}; load with "
+                    f"strict_load=True after renaming, or select one with specify_prefix/"
+                    f"filter_prefix/choice_func")
+            if found and found[0][:-len(name)] not in tried:
+                prefix = found[0][:-len(name)]
+                break
+        if prefix is None:
+            return
+        tried.add(prefix)
+        for param in params:
+            if param.name in param_not_load and prefix + param.name in parameter_dict:
+                dict_name = prefix + param.name
+                if len(_candidates(param.name, parameter_dict, used)) > 1:
+                    found = _candidates(param.name, parameter_dict, used)
+                    raise ParameterLoadError(
+                        f"parameter {param.name!r} matches several checkpoint names by suffix: "
+                        f"{found[0]!r} and {found[1]!r}; select one with specify_prefix/"
+                        f"filter_prefix/choice_func")
+                _update(param, parameter_dict[dict_name], dict_name, False, file)
+                used.add(dict_name)
+                param_not_load.remove(param.name)

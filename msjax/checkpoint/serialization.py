@@ -1,0 +1,374 @@
+"""MindSpore 2.10's ``save_checkpoint``, ``load_checkpoint`` and ``load_param_into_net``.
+
+Composition only: the byte layout lives in ``codec`` (and ``crypto``, ``safetensors_format``), the
+atomic/async file handling in ``io``, parameter matching in ``matching``.
+
+>>> msjax.save_checkpoint(net, "lenet.ckpt")
+>>> param_dict = msjax.load_checkpoint("lenet.ckpt", filter_prefix="fc3")
+>>> param_not_load, ckpt_not_load = msjax.load_param_into_net(net, param_dict)
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections import OrderedDict
+
+import jax
+import numpy as np
+
+from msjax.checkpoint import codec, io as ckpt_io
+from msjax.checkpoint.matching import load_param_into_net
+from msjax.common import dtype as mstype
+from msjax.common.tensor import Parameter, Tensor
+from msjax.errors import CheckpointError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "load_param_into_net", "wait_async_save"]
+
+wait_async_save = ckpt_io.wait_async_save
+_FORMATS = ("ckpt", "safetensors")
+_TYPE_META = "ms_dtype"      # Parameter metadata: stored dtype string when numpy cannot tell it
+
+
+# --------------------------------------------------------------------------- save
+
+def _check_file_name(ckpt_file_name, format):
+    if format not in _FORMATS:
+        raise ValueError(f"For 'save_checkpoint', the format must be 'safetensors' or 'ckpt', but got {format}.")
+    if not isinstance(ckpt_file_name, (str, os.PathLike)):
+        raise TypeError(f"For 'save_checkpoint', 'ckpt_file_name' must be a str, got "
+                        f"{type(ckpt_file_name).__name__}")
+    name = os.path.realpath(os.fspath(ckpt_file_name))
+    if os.path.isdir(name):
+        raise IsADirectoryError(f"For 'save_checkpoint', {name} is a directory, it must be a file name.")
+    return name if name.endswith(format) else f"{name}.{format}"
+
+
+def _is_cell(obj):
+    return hasattr(obj, "parameters_and_names") and hasattr(obj, "construct")
+
+
+def _data(value, name):
+    """What a save_obj/append_dict entry stores: a host array (or str) and its dtype override."""
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, Parameter):
+        return value.get_value(), value.get_metadata(_TYPE_META, None)
+    if isinstance(value, Tensor):
+        return value._array(), None
+    if isinstance(value, (np.ndarray, jax.Array, np.generic)):
+        return value, None
+    raise TypeError(f"save_checkpoint: entry {name!r} is a {type(value).__name__}; expected a "
+                    f"Parameter, Tensor, jax or numpy array (or str)")
+
+
+def _save_items(save_obj, choice_func):
+    """(name, value) pairs of ``save_obj`` in MindSpore's order, filtered by ``choice_func``."""
+    if _is_cell(save_obj):
+        items = [(p.name, p) for _, p in save_obj.parameters_and_names()]
+    elif isinstance(save_obj, dict):
+        items = list(save_obj.items())
+        bad = [k for k, _ in items if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"For save_checkpoint, dict keys must be str, got {bad[0]!r}")
+    elif isinstance(save_obj, (list, tuple)):
+        items = []
+        for item in save_obj:
+            if isinstance(item, dict):
+                if "name" not in item or "data" not in item:
+                    raise TypeError(f"For save_checkpoint, a list entry must be {{'name': ..., 'data': ...}}, "
+                                    f"got keys {sorted(item)}")
+                if not isinstance(item["name"], str):
+                    raise TypeError(f"For save_checkpoint, 'name' must be a str, got {item['name']!r}")
+                items.append((item["name"], item["data"]))
+            elif isinstance(item, Parameter):
+                items.append((item.name, item))
+            else:
+                raise TypeError(f"For save_checkpoint, list entries must be Parameters or "
+                                f"{{'name', 'data'}} dicts, got {type(item).__name__}")
+    else:
+        raise TypeError(f"For 'save_checkpoint', 'save_obj' must be a Cell, list or dict, got "
+                        f"{type(save_obj).__name__}")
+    return [(n, v) for n, v in items if choice_func is None or choice_func(n)]
+
+
+def _append_value(name, value):
+    if isinstance(value, bool):
+        return np.array(value, np.bool_)
+    if isinstance(value, int):
+        return np.array(value, np.int64)
+    if isinstance(value, float):
+        return np.array(value, np.float32)
+    if isinstance(value, (str, Parameter, Tensor)):
+        return value
+    raise TypeError(f"For 'save_checkpoint', append_dict[{name!r}] must be int, float, bool, str, "
+                    f"Parameter or Tensor, got {type(value).__name__}")
+
+
+def _snapshot(save_obj, append_dict, choice_func, copy):
+    """name -> host numpy array or str, plus dtype overrides; ``copy`` detaches mutable arrays."""
+    items = _save_items(save_obj, choice_func)
+    if append_dict is not None:
+        if not isinstance(append_dict, dict):
+            raise TypeError(f"For 'save_checkpoint', 'append_dict' must be a dict, got "
+                            f"{type(append_dict).__name__}")
+        for key, value in append_dict.items():
+            if not isinstance(key, str):
+                raise TypeError(f"For 'save_checkpoint', append_dict keys must be str, got {key!r}")
+            items.append((key, _append_value(key, value)))
+    named, types = OrderedDict(), {}
+    for name, value in items:
+        data, override = _data(value, name)
+        if not isinstance(data, str):
+            if isinstance(data, np.ndarray):
+                data = data.copy() if copy and data.flags.writeable else data
+            else:  # jax arrays are immutable; a host view keeps the buffer from being donated
+                data = np.asarray(data)
+            try:
+                mstype.from_numpy(data.dtype)
+            except TypeError:
+                raise TypeError(f"save_checkpoint: parameter {name!r} has dtype {data.dtype}, "
+                                f"which MindSpore cannot store") from None
+        named[name] = data
+        types.pop(name, None)
+        if override:
+            types[name] = override
+    return named, types
+
+
+def _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync):
+    if format == "safetensors":
+        from msjax.checkpoint import safetensors_format
+        meta = dict(safetensors_format.MS_METADATA)
+        meta.update({n: "Int4" for n, t in types.items() if t == "Int4"})
+        ckpt_io.atomic_write(path, lambda tmp: safetensors_format.save(
+            named, tmp, metadata=meta if named else None, crc_check=crc_check), fsync=fsync, by_path=True)
+        return
+
+    def write(f):
+        if enc_key is None:
+            crc = codec.write_records(f, named, crc=0 if crc_check else None, types=types)
+            if crc_check:
+                f.write(codec.crc_trailer(crc))
+            return
+        from msjax.checkpoint import crypto
+        plain = _Buffer()
+        codec.write_records(plain, named, types=types)
+        crypto.write_encrypted(f, plain.view(), enc_key, enc_mode)
+
+    ckpt_io.atomic_write(path, write, fsync=fsync)
+
+
+class _Buffer:
+    """A write-only byte sink that keeps large writes as one growing bytearray."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, b):
+        self.data += b
+        return len(b)
+
+    def view(self):
+        return memoryview(self.data)
+
+
+def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=False, append_dict=None,
+                    enc_key=None, enc_mode="AES-GCM", choice_func=None, crc_check=False, format="ckpt",
+                    *, fsync=True):
+    """Save ``save_obj`` (a Cell, a list of Parameters or ``{"name", "data"}`` dicts, or a dict
+    name -> Parameter/Tensor/array) to ``ckpt_file_name``, as MindSpore 2.10 does.
+
+    The write is atomic (temporary file, flush, ``fsync`` unless ``fsync=False``, rename).
+    ``async_save=True | "thread" | "process"`` returns an ``AsyncSave`` handle once a host snapshot
+    exists; ``.result()`` waits and re-raises. Otherwise returns None.
+
+    >>> save_checkpoint(net, "net.ckpt", append_dict={"epoch_num": 3}, crc_check=True)
+    """
+    path = _check_file_name(ckpt_file_name, format)
+    if not isinstance(integrated_save, bool):
+        raise TypeError(f"For 'save_checkpoint', 'integrated_save' must be a bool, got {integrated_save!r}")
+    if not isinstance(async_save, (bool, str)):
+        raise TypeError(f"For 'save_checkpoint', 'async_save' must be a bool or str, got {async_save!r}")
+    if isinstance(async_save, str) and async_save not in ("process", "thread"):
+        raise ValueError(f"For 'save_checkpoint', 'async_save' can only be 'process' or 'thread', got {async_save!r}")
+    if enc_key is not None and not isinstance(enc_key, bytes):
+        raise TypeError(f"For 'save_checkpoint', 'enc_key' must be bytes or None, got {type(enc_key).__name__}")
+    if not isinstance(enc_mode, str):
+        raise TypeError(f"For 'save_checkpoint', 'enc_mode' must be a str, got {type(enc_mode).__name__}")
+    if not isinstance(crc_check, bool):
+        raise TypeError(f"For 'save_checkpoint', 'crc_check' must be a bool, got {crc_check!r}")
+    if format == "safetensors" and (enc_key is not None or enc_mode != "AES-GCM"):
+        raise ValueError("For 'save_checkpoint', format='safetensors' cannot be encrypted: leave "
+                         "enc_key=None and enc_mode='AES-GCM'")
+    if enc_key is not None and crc_check:
+        raise ValueError("For 'save_checkpoint', enc_key and crc_check=True cannot be combined "
+                         "(MindSpore cannot load such a file); use one of them")
+    if enc_key is not None:
+        from msjax.checkpoint import crypto
+        crypto.encrypt(b"", enc_key, enc_mode)       # validates key length and mode up front
+
+    # a thread needs its own copy of mutable (numpy) arrays; a forked process gets a
+    # copy-on-write snapshot of the whole memory for free, and jax arrays are immutable
+    named, types = _snapshot(save_obj, append_dict, choice_func, copy=async_save in (True, "thread"))
+
+    def job():
+        _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync)
+
+    if async_save == "process":
+        return ckpt_io.start_process(path, job)
+    if async_save:
+        return ckpt_io.start_thread(path, job)
+    ckpt_io.wait_for(path)
+    job()
+    return None
+
+
+# --------------------------------------------------------------------------- load
+
+def _check_prefix(prefix, arg):
+    if prefix is None:
+        return None
+    if not isinstance(prefix, (str, list, tuple)):
+        raise TypeError(f"For 'load_checkpoint', '{arg}' must be a str, list[str] or tuple[str], "
+                        f"got {type(prefix).__name__}")
+    prefix = (prefix,) if isinstance(prefix, str) else tuple(prefix)
+    if not prefix:
+        raise ValueError(f"For 'load_checkpoint', '{arg}' can't be empty")
+    for index, pre in enumerate(prefix):
+        if not isinstance(pre, str):
+            raise TypeError(f"For 'load_checkpoint', '{arg}'[{index}] must be a str, got {type(pre).__name__}")
+        if pre == "":
+            raise ValueError(f"For 'load_checkpoint', '{arg}' can't include ''")
+    return prefix
+
+
+def _selector(specify_prefix, filter_prefix, choice_func):
+    """MindSpore's rule: the prefixes win; choice_func applies only when both are None."""
+    if specify_prefix is None and filter_prefix is None:
+        return choice_func
+
+    def select(name):
+        if specify_prefix and not name.startswith(specify_prefix):
+            return False
+        return not (filter_prefix and name.startswith(filter_prefix))
+    return select
+
+
+class _Memory:
+    """Seekable read-only view over decrypted bytes, with the file API the codec uses."""
+
+    def __init__(self, data):
+        self.view, self.pos = memoryview(data), 0
+
+    def seek(self, pos, whence=0):
+        self.pos = pos if whence == 0 else len(self.view) + pos if whence == 2 else self.pos + pos
+        return self.pos
+
+    def read(self, n=-1):
+        end = len(self.view) if n < 0 else min(self.pos + n, len(self.view))
+        data = bytes(self.view[self.pos:end])
+        self.pos = end
+        return data
+
+    def readinto(self, out):
+        n = min(len(out), len(self.view) - self.pos)
+        out[:n] = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+def _read_ckpt(path, select, dec_key, dec_mode, crc_check):
+    try:
+        f = open(path, "rb")
+    except OSError as err:
+        raise CheckpointError(f"cannot open checkpoint: {err.strerror}", file=path) from None
+    with f:
+        size = codec.file_size(f)
+        mode = codec.cipher_mode(f.read(4))
+        f.seek(0)
+        if dec_key is not None:
+            from msjax.checkpoint import crypto
+            source = _Memory(crypto.decrypt_file(f, dec_key, dec_mode, file=path))
+            size = len(source.view)
+        elif mode is not None:
+            raise CheckpointError(f"the file is encrypted ({mode} framing); pass dec_key= and "
+                                  f"dec_mode='{mode}'", file=path)
+        else:
+            source = f
+        end, stored = codec.data_end(source, size)
+        if crc_check and stored is None:
+            warnings.warn(f"{path}: crc_check=True but the file has no crc_num trailer", stacklevel=3)
+        if crc_check and stored is not None:
+            computed = codec.crc_of(source, end)
+            if computed != stored:
+                raise CheckpointError(f"CRC check failed: stored {stored}, computed {computed}; the "
+                                      f"file is damaged", file=path)
+        types = {}
+        try:
+            named = codec.read_records(source, end, select=select, file=path, types=types)
+        except MemoryError:
+            raise CheckpointError("not enough memory to load the checkpoint", file=path) from None
+    return named, types
+
+
+def _to_parameters(named, types, path):
+    out = OrderedDict()
+    for name, value in named.items():
+        if isinstance(value, str):
+            out[name] = value
+            continue
+        meta = {"ckpt_file": path}
+        tensor_type = types.get(name)
+        if tensor_type and mstype.BY_CKPT[tensor_type] is not mstype.from_numpy(value.dtype):
+            meta[_TYPE_META] = tensor_type
+        out[name] = Parameter(value, name=name, **meta)
+    return out
+
+
+def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=None, dec_key=None,
+                    dec_mode="AES-GCM", specify_prefix=None, choice_func=None, crc_check=False,
+                    format="ckpt"):
+    """Load a .ckpt (or MindSpore safetensors) file into an ``OrderedDict`` name -> Parameter
+    (``append_dict`` strings come back as str); with ``net``, also load it into ``net``.
+
+    Only the selected tensors' bytes are read (``filter_prefix``/``specify_prefix``, str or
+    list/tuple of str; ``choice_func`` when both are None).
+
+    >>> param_dict = load_checkpoint("lenet.ckpt", specify_prefix=["conv", "fc1"])
+    """
+    specify_prefix = _check_prefix(specify_prefix, "specify_prefix")
+    filter_prefix = _check_prefix(filter_prefix, "filter_prefix")
+    if dec_key is not None and not isinstance(dec_key, bytes):
+        raise TypeError(f"For 'load_checkpoint', 'dec_key' must be bytes or None, got {type(dec_key).__name__}")
+    if not isinstance(crc_check, bool):
+        raise TypeError(f"For 'load_checkpoint', 'crc_check' must be a bool, got {crc_check!r}")
+    if format not in _FORMATS:
+        raise ValueError(f"For 'load_checkpoint', format must be 'ckpt' or 'safetensors', got {format!r}")
+    if not isinstance(ckpt_file_name, (str, os.PathLike)):
+        raise TypeError(f"For 'load_checkpoint', 'ckpt_file_name' must be a str, got "
+                        f"{type(ckpt_file_name).__name__}")
+    path = os.fspath(ckpt_file_name)
+    if not path.endswith(format):
+        raise ValueError(f"For 'load_checkpoint', the checkpoint file format must match 'format', "
+                         f"got file_name {path!r}, format {format!r}")
+    path = os.path.realpath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError("checkpoint file does not exist", file=path)
+    select = _selector(specify_prefix, filter_prefix, choice_func)
+    if format == "safetensors":
+        if dec_key is not None or dec_mode != "AES-GCM":
+            raise ValueError("For 'load_checkpoint', format='safetensors' takes no dec_key/dec_mode")
+        from msjax.checkpoint import safetensors_format
+        named = safetensors_format.load(path, names=select, crc_check=crc_check)
+        meta = safetensors_format.read_metadata(path)
+        named = OrderedDict((k, named[k]) for k in sorted(named))
+        types = {k: "Int4" for k in named if meta.get(k) == "Int4"}
+    else:
+        named, types = _read_ckpt(path, select, dec_key, dec_mode, crc_check)
+    if not named:
+        raise CheckpointError("the loaded parameter dict is empty (empty file, or filter_prefix/"
+                              "specify_prefix/choice_func selected nothing)", file=path)
+    parameter_dict = _to_parameters(named, types, path)
+    if net is not None:
+        load_param_into_net(net, parameter_dict, strict_load, _file=path)
+    return parameter_dict
