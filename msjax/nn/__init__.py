@@ -4,3 +4,4 @@ from msjax.nn.layer import *  # noqa: F401,F403  (each module lists its names in
 from msjax.nn.loss import *  # noqa: F401,F403
 from msjax.nn.optim import *  # noqa: F401,F403
 from msjax.nn.wrap import *  # noqa: F401,F403
+from exporters.graph_cell import GraphCell  # noqa: E402  (runs a loaded MINDIR in JAX)

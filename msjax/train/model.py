@@ -1,0 +1,233 @@
+"""``Model``: MindSpore's high-level train / eval / predict loop over msjax Cells.
+
+``Model(net, loss_fn, optimizer)`` builds ``TrainOneStepCell(WithLossCell(net, loss_fn), optimizer)``
+as its ``train_network`` (one jitted step with buffer donation) and ``WithEvalCell(net, loss_fn)`` as
+its ``eval_network``. The loop calls callbacks with MindSpore's protocol and ``cb_params``.
+
+>>> model = Model(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"),
+...               nn.Momentum(net.trainable_params(), 0.01, 0.9), metrics={"accuracy"})
+>>> model.train(2, train_ds, callbacks=[LossMonitor()])
+>>> model.eval(test_ds)
+{'accuracy': 0.97...}
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from msjax.common.tensor import Tensor
+from msjax.nn.cell import Cell
+from msjax.nn.optim.optimizer import Optimizer
+from msjax.nn.wrap import TrainOneStepCell, WithEvalCell, WithLossCell
+from msjax.train.callback._callback import CallbackManager, InternalCallbackParam, RunContext
+from msjax.train.callback._checkpoint import ModelCheckpoint
+from msjax.train.metrics import Loss, Metric, get_metric_fn
+
+__all__ = ["Model"]
+
+
+def _get_metrics(metrics):
+    if metrics is None:
+        return {}
+    if isinstance(metrics, dict):
+        for name, metric in metrics.items():
+            if not isinstance(name, str) or not isinstance(metric, Metric):
+                raise TypeError(f"Model: metrics dict must map str to Metric, got {name!r}: {type(metric).__name__}")
+        return dict(metrics)
+    if isinstance(metrics, (set, list, tuple)):
+        return {name: get_metric_fn(name) for name in metrics}
+    raise TypeError(f"Model: metrics must be a set of names or a dict of Metric, got {type(metrics).__name__}")
+
+
+def _dataset_size(dataset):
+    if hasattr(dataset, "get_dataset_size"):
+        return int(dataset.get_dataset_size())
+    return len(dataset)
+
+
+def _iterate(dataset):
+    """One epoch of ``dataset`` as tuples of arrays (MindSpore datasets or plain iterables)."""
+    if hasattr(dataset, "create_tuple_iterator"):
+        try:
+            iterator = dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)
+        except TypeError:
+            iterator = dataset.create_tuple_iterator()
+    else:
+        iterator = iter(dataset)
+    for item in iterator:
+        if isinstance(item, dict):
+            item = tuple(item.values())
+        yield tuple(item) if isinstance(item, (tuple, list)) else (item,)
+
+
+class Model:
+    """``Model(network, loss_fn=None, optimizer=None, metrics=None, eval_network=None, eval_indexes=None)``."""
+
+    def __init__(self, network, loss_fn=None, optimizer=None, metrics=None, eval_network=None, eval_indexes=None,
+                 amp_level="O0", boost_level="O0", **kwargs):
+        if not isinstance(network, Cell):
+            raise TypeError(f"Model: 'network' must be a Cell, got {type(network).__name__}")
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"Model: 'optimizer' must be an msjax Optimizer, got {type(optimizer).__name__}")
+        if eval_indexes is not None and (not isinstance(eval_indexes, list) or len(eval_indexes) != 3):
+            raise ValueError(f"Model: 'eval_indexes' must be a list of 3 ints, got {eval_indexes!r}")
+        self._network = network
+        self._loss_fn = loss_fn
+        self._optimizer = optimizer
+        self._amp_level = amp_level
+        self._metric_fns = _get_metrics(metrics)
+        self._eval_indexes = eval_indexes
+        self._train_network = self._build_train_network()
+        self._eval_network = eval_network
+        if eval_network is None and loss_fn is not None:
+            self._eval_network = WithEvalCell(network, loss_fn)
+            self._eval_indexes = [0, 1, 2]
+        self._predict_network = network
+        self._current_epoch_num = 0
+        self._current_step_num = 0
+
+    def _build_train_network(self):
+        net = self._network
+        if self._optimizer is not None:
+            if self._loss_fn is not None:
+                net = WithLossCell(net, self._loss_fn)
+            return TrainOneStepCell(net, self._optimizer)
+        if self._loss_fn is not None:
+            return WithLossCell(net, self._loss_fn)
+        return net
+
+    @property
+    def train_network(self):
+        """The cell each train step calls (network + loss + optimizer)."""
+        return self._train_network
+
+    @property
+    def predict_network(self):
+        return self._predict_network
+
+    @property
+    def eval_network(self):
+        return self._eval_network
+
+    # ------------------------------------------------------------------ train
+    def train(self, epoch, train_dataset, callbacks=None, dataset_sink_mode=False, sink_size=-1, initial_epoch=0):
+        """Train ``epoch - initial_epoch`` epochs over ``train_dataset``, calling ``callbacks``."""
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch <= 0:
+            raise ValueError(f"Model.train: 'epoch' must be a positive int, got {epoch!r}")
+        if not isinstance(initial_epoch, int) or not 0 <= initial_epoch < epoch:
+            raise ValueError(f"Model.train: 'initial_epoch' must be an int in [0, epoch), got {initial_epoch!r}")
+        if dataset_sink_mode:
+            warnings.warn("Model.train: dataset_sink_mode=True is not supported by msjax; training without sinking, "
+                          "as MindSpore does on CPU", UserWarning, stacklevel=2)
+        cb_list = callbacks if isinstance(callbacks, (list, tuple)) else ([] if callbacks is None else [callbacks])
+        saver = next((cb for cb in cb_list if isinstance(cb, ModelCheckpoint) and cb._config.exception_save), None)
+        if saver is None:
+            return self._train(epoch, train_dataset, callbacks, initial_epoch)
+        try:
+            return self._train(epoch, train_dataset, callbacks, initial_epoch)
+        except (Exception, KeyboardInterrupt):
+            saver._exception_save(self._train_network, self._current_epoch_num, self._current_step_num)
+            raise
+
+    def _train(self, epoch, train_dataset, callbacks, initial_epoch):
+        batch_num = _dataset_size(train_dataset)
+        cb_params = InternalCallbackParam()
+        cb_params.cur_step_num = initial_epoch * batch_num
+        cb_params.train_network = self._train_network
+        cb_params.epoch_num = epoch - initial_epoch
+        cb_params.batch_num = batch_num
+        cb_params.mode = "train"
+        cb_params.loss_fn = self._loss_fn
+        cb_params.optimizer = self._optimizer
+        cb_params.parallel_mode = "stand_alone"
+        cb_params.device_number = 1
+        cb_params.train_dataset = train_dataset
+        cb_params.train_dataset_element = None
+        cb_params.network = self._network
+        cb_params.last_save_ckpt_step = None
+        cb_params.latest_ckpt_file = None
+        cb_params.dataset_sink_mode = False
+        cb_params.cur_epoch_num = initial_epoch
+        cb_params.net_outputs = None
+        self._train_network.set_train(True)
+        with CallbackManager(callbacks) as list_callback:
+            cb_params.list_callback = list_callback
+            run_context = RunContext(cb_params)
+            list_callback.on_train_begin(run_context)
+            for i in range(initial_epoch, epoch):
+                cb_params.cur_epoch_num = i + 1
+                self._current_epoch_num, self._current_step_num = i + 1, 0
+                list_callback.on_train_epoch_begin(run_context)
+                for element in _iterate(train_dataset):
+                    if self._loss_fn is not None and len(element) != 2:
+                        raise ValueError(f"Model.train: with a loss_fn, each dataset row must be (data, label); "
+                                         f"got {len(element)} columns")
+                    cb_params.cur_step_num += 1
+                    self._current_step_num = int((cb_params.cur_step_num - 1) % batch_num + 1)
+                    cb_params.train_dataset_element = element
+                    list_callback.on_train_step_begin(run_context)
+                    cb_params.net_outputs = self._train_network(*element)
+                    list_callback.on_train_step_end(run_context)
+                    if run_context.get_stop_requested():
+                        break
+                list_callback.on_train_epoch_end(run_context)
+                if run_context.get_stop_requested():
+                    break
+            list_callback.on_train_end(run_context)
+
+    # ------------------------------------------------------------------ eval / predict
+    def eval(self, valid_dataset, callbacks=None, dataset_sink_mode=False):
+        """Run the eval network over ``valid_dataset``; return ``{metric name: value}``."""
+        if self._eval_network is None:
+            raise ValueError("Model.eval needs a loss_fn or an eval_network; build Model(net, loss_fn, ..., metrics=...)")
+        if not self._metric_fns:
+            raise ValueError("Model.eval needs metrics, e.g. Model(..., metrics={'accuracy'})")
+        for metric in self._metric_fns.values():
+            metric.clear()
+        cb_params = InternalCallbackParam()
+        cb_params.eval_network = self._eval_network
+        cb_params.valid_dataset = valid_dataset
+        cb_params.batch_num = _dataset_size(valid_dataset)
+        cb_params.mode = "eval"
+        cb_params.cur_step_num = 0
+        cb_params.network = self._network
+        cb_params.dataset_sink_mode = False
+        self._eval_network.set_train(False)
+        with CallbackManager(callbacks) as list_callback:
+            cb_params.list_callback = list_callback
+            run_context = RunContext(cb_params)
+            list_callback.on_eval_begin(run_context)
+            list_callback.on_eval_epoch_begin(run_context)
+            for element in _iterate(valid_dataset):
+                cb_params.cur_step_num += 1
+                cb_params.eval_dataset_element = element
+                list_callback.on_eval_step_begin(run_context)
+                outputs = self._eval_network(*element)
+                cb_params.net_outputs = outputs
+                self._update_metrics(outputs)
+                list_callback.on_eval_step_end(run_context)
+                if run_context.get_stop_requested():
+                    break
+            list_callback.on_eval_epoch_end(run_context)
+            metrics = {name: metric.eval() for name, metric in self._metric_fns.items()}
+            cb_params.metrics = metrics
+            list_callback.on_eval_end(run_context)
+        return metrics
+
+    def _update_metrics(self, outputs):
+        if not isinstance(outputs, (tuple, list)):
+            outputs = (outputs,)
+        for metric in self._metric_fns.values():
+            if self._eval_indexes is None:
+                metric.update(*outputs)
+            elif isinstance(metric, Loss):
+                metric.update(outputs[self._eval_indexes[0]])
+            else:
+                metric.update(outputs[self._eval_indexes[1]], outputs[self._eval_indexes[2]])
+
+    def predict(self, *predict_data, backend=None):
+        """Run the network in inference mode on ``predict_data``."""
+        self._predict_network.set_train(False)
+        data = tuple(Tensor(x) if isinstance(x, np.ndarray) else x for x in predict_data)
+        return self._predict_network(*data)
