@@ -9,7 +9,9 @@ from msjax.common.dtype import (bfloat16, bool_, complex64, complex128, float16,
 from msjax.common.initializer import set_seed
 from msjax.common.tensor import Parameter, Tensor
 from msjax.context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context
-from msjax import nn
+from msjax import dataset, models, nn, ops, train
+from msjax.train import Model
 from msjax.checkpoint import *  # noqa: F401,F403  (save_checkpoint, load_checkpoint, ...)
+from msjax.graph_io import export, load
 
 __version__ = "0.1.0"
