@@ -82,16 +82,17 @@ def _input_array(x, index):
     raise ExportError(f"export input {index} must be a Tensor or array, got {type(x).__name__}")
 
 
-def _input_names(net, count):
-    """construct's positional argument names ("x" for LeNet5), as MindSpore names graph inputs."""
+def input_names(net, count):
+    """Graph input names as MindSpore gives them: construct's argument names ("x" for LeNet5),
+    then ``<name of *args><i>`` (``inputs0``, ``inputs1`` for ``TrainOneStepCell``)."""
     try:
         params = list(inspect.signature(net.construct).parameters.values())
     except (TypeError, ValueError):
         params = []
     names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(names) >= count:
-        return names[:count]
-    return ["x"] if count == 1 else [f"x{i}" if i else "x" for i in range(count)]
+    var = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "inputs")
+    names += [f"{var}{i}" for i in range(count - len(names))]
+    return names[:count]
 
 
 class _Builder:
@@ -154,8 +155,8 @@ def _build(closed, net, param_names, arrays, known, name):
     jaxpr = closed.jaxpr
     builder = _Builder(known)
     env = {v: builder.constant(c) for v, c in zip(jaxpr.constvars, closed.consts)}
-    input_names = _input_names(net, len(arrays))
-    env.update(zip(jaxpr.invars, param_names + input_names))
+    in_names = input_names(net, len(arrays))
+    env.update(zip(jaxpr.invars, param_names + in_names))
     builder.inline(jaxpr, env, ())
     produced = {o.name for n in builder.nodes for o in n.outputs}
     outputs, seen = [], set()
@@ -177,7 +178,7 @@ def _build(closed, net, param_names, arrays, known, name):
         array = np.asarray(param.get_value())
         parameters[param.name] = array.astype(traced.get(param.name, array.dtype), copy=False)
     inputs = [ir.Value(n, tuple(v.aval.shape), np.dtype(v.aval.dtype))
-              for n, v in zip(input_names, jaxpr.invars[len(param_names):])]
+              for n, v in zip(in_names, jaxpr.invars[len(param_names):])]
     return ir.Graph(name, inputs, outputs, parameters, constants, nodes)
 
 

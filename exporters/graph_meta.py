@@ -18,14 +18,13 @@ falls back to its ``.network`` (forward + loss).
 """
 from __future__ import annotations
 
-import inspect
 import os
 import re
 from collections import Counter
 
 import numpy as np
 
-from exporters.capture import capture
+from exporters.capture import capture, input_names
 from msjax._proto import anf_ir_pb2
 from msjax.common import dtype
 from msjax.errors import ExportError
@@ -143,18 +142,6 @@ def _set_value(value_proto, value):
         value_proto.tensor_val.data_type = _anf_dtype(array.dtype)
 
 
-def _input_names(net, count):
-    """Graph input names as MindSpore gives them: the construct's argument names, ``inputs<i>`` for ``*inputs``."""
-    try:
-        params = list(inspect.signature(net.construct).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    var = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "inputs")
-    names += [f"{var}{i}" for i in range(count - len(names))]
-    return names[:count]
-
-
 class _WithState(Cell):
     """Runs a train step and returns the loss plus every parameter, so capture keeps the updates."""
 
@@ -215,7 +202,7 @@ def to_graph_proto(network, example_inputs) -> anf_ir_pb2.ModelProto:
     g = model.graph
     g.name = _graph_name(network)
     names = {}
-    for value, name in zip(graph.inputs, _input_names(network, len(graph.inputs))):
+    for value, name in zip(graph.inputs, input_names(network, len(graph.inputs))):
         p = g.parameters.add(name=name)
         _tensor_type(p.type, value.shape, value.dtype)
         names[value.name] = name
