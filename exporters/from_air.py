@@ -19,6 +19,7 @@ import numpy as np
 from jax import lax
 
 from exporters.air_types import numpy_from_ge, numpy_from_proto
+from exporters.protofile import read_message
 from msjax._proto import ge_ir_pb2
 from msjax.errors import ExportError
 
@@ -27,13 +28,7 @@ __all__ = ["load", "read_model", "AirGraph", "OPS"]
 
 def read_model(file_name) -> ge_ir_pb2.ModelDef:
     """Parse ``file_name`` as a ge_ir ``ModelDef``."""
-    with open(file_name, "rb") as f:
-        data = f.read()
-    model = ge_ir_pb2.ModelDef()
-    try:
-        model.ParseFromString(data)
-    except Exception as exc:       # protobuf raises DecodeError (a plain Exception subclass)
-        raise ExportError(f"{file_name}: not an AIR file (ge_ir ModelDef does not parse: {exc})") from None
+    model = read_message(file_name, ge_ir_pb2.ModelDef, "an AIR file")
     if not model.graph:
         raise ExportError(f"{file_name}: AIR file holds no graph")
     return model

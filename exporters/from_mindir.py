@@ -20,8 +20,8 @@ from collections import OrderedDict
 import jax
 import jax.numpy as jnp
 from jax import lax
-from google.protobuf.message import DecodeError
 
+from exporters.protofile import read_message
 from exporters.mindir_format import BY_TYPE_ID, MONAD, decode_tensor, decode_value, numpy_dtype
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.errors import ExportError, UnsupportedOpError
@@ -60,16 +60,7 @@ class MindIRGraph:
 def read(file_name) -> MindIRGraph:
     """Decode a MINDIR file; raise ExportError naming the file when it cannot be used."""
     file_name = os.fspath(file_name)
-    try:
-        with open(file_name, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise ExportError(f"{file_name}: cannot read MINDIR file ({exc.strerror})") from None
-    model = pb.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except DecodeError as exc:
-        raise ExportError(f"{file_name}: not a MINDIR file (protobuf decode failed: {exc})") from None
+    model = read_message(file_name, pb.ModelProto, "a MINDIR file")
     if not model.HasField("graph") or not model.graph.node:
         raise ExportError(f"{file_name}: not a MINDIR file (no graph); was it encrypted with enc_key?")
     if model.functions:

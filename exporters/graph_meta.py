@@ -18,13 +18,13 @@ falls back to its ``.network`` (forward + loss).
 """
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 
 import numpy as np
 
 from exporters.capture import capture, input_names
+from exporters.protofile import read_message, write_bytes
 from msjax._proto import anf_ir_pb2
 from msjax.common import dtype
 from msjax.errors import ExportError
@@ -257,22 +257,12 @@ def write_graph_meta(network, example_inputs, path) -> None:
 
     >>> write_graph_meta(TrainOneStepCell(WithLossCell(net, loss), opt), (x, y), "lenet-graph.meta")  # doctest: +SKIP
     """
-    data = to_graph_proto(network, example_inputs).SerializeToString(deterministic=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    write_bytes(path, to_graph_proto(network, example_inputs).SerializeToString(deterministic=True))
 
 
 def read_graph_meta(path) -> anf_ir_pb2.ModelProto:
     """Parse a ``-graph.meta`` file (ours or MindSpore's) into an anf_ir ``ModelProto``."""
-    with open(path, "rb") as f:
-        data = f.read()
-    model = anf_ir_pb2.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except Exception as exc:        # protobuf's DecodeError
-        raise ExportError(f"{path}: not a graph.meta file (anf_ir ModelProto does not parse: {exc})") from None
+    model = read_message(path, anf_ir_pb2.ModelProto, "a graph.meta file")
     if not model.HasField("graph"):
         raise ExportError(f"{path}: graph.meta holds no graph")
     return model

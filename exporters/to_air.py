@@ -11,13 +11,13 @@ graph engine's attribute names; a new primitive is one entry here and one line i
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import numpy as np
 
 from exporters import ir
 from exporters.air_types import ge_dtype, layout_for, proto_dtype
+from exporters.protofile import write_bytes
 from exporters.rules import check_supported
 from msjax._proto import ge_ir_pb2
 from msjax.errors import ExportError, UnsupportedOpError
@@ -468,8 +468,4 @@ def write(graph: ir.Graph, file_name: str, **options) -> None:
     """
     if options:
         raise ExportError(f"AIR export takes no options; got {sorted(options)}")
-    data = to_model(graph).SerializeToString(deterministic=True)
-    tmp = f"{file_name}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, file_name)
+    write_bytes(file_name, to_model(graph).SerializeToString(deterministic=True))

@@ -15,13 +15,13 @@ Conv2D, MaxPool and Pad are classic primitives whose arguments are primitive att
 """
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 
 from exporters import ir
 from exporters.mindir_format import TYPE_IDS, encode_tensor, encode_value, tensor_spec
+from exporters.protofile import write_bytes
 from exporters.rules import check_supported
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common import dtype as mstype
@@ -420,8 +420,4 @@ def write(graph: ir.Graph, file_name, **options) -> None:
     """Write ``graph`` as a MINDIR file at ``file_name`` (the caller adds the suffix)."""
     if options:
         raise ExportError(f"MINDIR export takes no options {sorted(options)}")
-    data = to_model_proto(graph).SerializeToString()
-    tmp = f"{file_name}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, file_name)
+    write_bytes(file_name, to_model_proto(graph).SerializeToString())

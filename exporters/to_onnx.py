@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from exporters.protofile import write_bytes
 from exporters.rules import check_supported
 from msjax.errors import ExportError, UnsupportedOpError
 
@@ -416,5 +417,4 @@ def write(graph, file_name, opset_version=DEFAULT_OPSET, dynamic_batch=False, en
             raise ExportError(f"ONNX export: only customized encryption (a callable enc_mode) is supported, "
                               f"got enc_mode={enc_mode!r}")
         data = enc_mode(data, enc_key)
-    with open(file_name, "wb") as f:
-        f.write(data)
+    write_bytes(file_name, data)

@@ -1,5 +1,4 @@
 """Every variant msjax writes loads in real MindSpore 2.10 with identical values (one subprocess)."""
-import io
 
 import ml_dtypes
 import numpy as np
