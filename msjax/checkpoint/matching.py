@@ -102,8 +102,15 @@ def load_param_into_net(net, parameter_dict, strict_load=False, *, _file=None):
 
 
 def _candidates(name, parameter_dict, used):
-    return [d for d in parameter_dict
-            if d not in used and d != name and d.endswith(name) and not isinstance(parameter_dict[d], str)]
+    """Unused dict names that end with ``name``; more than one is an error naming them."""
+    found = [d for d in parameter_dict
+             if d not in used and d != name and d.endswith(name) and not isinstance(parameter_dict[d], str)]
+    if len(found) > 1:
+        raise ParameterLoadError(
+            f"parameter {name!r} matches several checkpoint names by suffix: {found[0]!r} and "
+            f"{found[1]!r}{' (and more)' if len(found) > 2 else ''}; load with strict_load=True after "
+            f"renaming, or select one with specify_prefix/filter_prefix/choice_func")
+    return found
 
 
 def _load_by_prefix(params, parameter_dict, param_not_load, used, file):
@@ -113,12 +120,6 @@ def _load_by_prefix(params, parameter_dict, param_not_load, used, file):
         prefix = None
         for name in param_not_load:
             found = _candidates(name, parameter_dict, used)
-            if len(found) > 1:
-                raise ParameterLoadError(
-                    f"parameter {name!r} matches several checkpoint names by suffix: {found[0]!r} and "
-                    f"{found[1]!r}{' (and more)' if len(found) > 2 else ''}; load with "
-                    f"strict_load=True after renaming, or select one with specify_prefix/"
-                    f"filter_prefix/choice_func")
             if found and found[0][:-len(name)] not in tried:
                 prefix = found[0][:-len(name)]
                 break
@@ -126,14 +127,9 @@ def _load_by_prefix(params, parameter_dict, param_not_load, used, file):
             return
         tried.add(prefix)
         for param in params:
-            if param.name in param_not_load and prefix + param.name in parameter_dict:
-                dict_name = prefix + param.name
-                if len(_candidates(param.name, parameter_dict, used)) > 1:
-                    found = _candidates(param.name, parameter_dict, used)
-                    raise ParameterLoadError(
-                        f"parameter {param.name!r} matches several checkpoint names by suffix: "
-                        f"{found[0]!r} and {found[1]!r}; select one with specify_prefix/"
-                        f"filter_prefix/choice_func")
+            dict_name = prefix + param.name
+            if param.name in param_not_load and dict_name in parameter_dict:
+                _candidates(param.name, parameter_dict, used)       # raises when ambiguous
                 _update(param, parameter_dict[dict_name], dict_name, False, file)
                 used.add(dict_name)
                 param_not_load.remove(param.name)
