@@ -162,3 +162,22 @@ def test_shape_mismatch_and_unknown_sharding_name(tmp_path):
     assert str(directory) in str(err.value) and "fc3.bias" in str(err.value)
     with pytest.raises(ParameterLoadError, match="fc9.weight"):
         load_orbax(directory, shardings={"fc9.weight": None})
+
+
+def test_failed_forced_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    directory = tmp_path / "ckpt"
+    save_orbax({"w": np.full(3, 1.0, np.float32)}, directory)
+
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ocp.StandardCheckpointer, "wait_until_finished", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_orbax({"w": np.full(3, 2.0, np.float32)}, directory, force=True)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_orbax(directory)["w"].asnumpy(), np.full(3, 1.0, np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]      # no staging directory left behind
+    save_orbax({"w": np.full(3, 2.0, np.float32)}, directory, force=True)
+    np.testing.assert_array_equal(load_orbax(directory)["w"].asnumpy(), np.full(3, 2.0, np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

@@ -15,14 +15,16 @@ that of the net's current parameter value, else a host numpy array. orbax is imp
 """
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 from collections import OrderedDict
 
 import jax
 import numpy as np
 
 from msjax.checkpoint import io as ckpt_io
-from msjax.checkpoint.matching import load_param_into_net
+from msjax.checkpoint.matching import _FLOATS, _INTS, load_param_into_net
 from msjax.checkpoint.names import path_to_name
 from msjax.checkpoint.serialization import _TYPE_META, _data, _save_items, load_checkpoint, save_checkpoint
 from msjax.common import dtype as mstype
@@ -33,8 +35,7 @@ __all__ = ["save_orbax", "load_orbax", "ckpt_to_orbax", "orbax_to_ckpt"]
 
 _META_KEY = "msjax"          # custom_metadata entry: {"names": [...], "strings": {}, "types": {}}
 _TREE_FILE = "_METADATA"     # orbax's PyTree metadata file; its absence means "not a PyTree checkpoint"
-_FLOATS = {mstype.float16, mstype.float32, mstype.float64, mstype.bfloat16}
-_INTS = {mstype.int8, mstype.int16, mstype.int32, mstype.int64}
+_staging_ids = itertools.count()
 
 
 def _ocp():
@@ -82,12 +83,33 @@ def _close(checkpointer):
         checkpointer.close()
 
 
+def _finish(checkpointer, staging, path):
+    """Wait for orbax, then move the finished checkpoint from ``staging`` onto ``path``.
+
+    orbax's own ``force=True`` deletes the old directory before writing; staging beside it and
+    swapping afterwards means a failed or interrupted save leaves the previous checkpoint in place
+    (at worst under ``<path>.old-<pid>`` for the instant between the two renames).
+    """
+    try:
+        _close(checkpointer)
+        old = None
+        if os.path.exists(path):
+            old = f"{path}.old-{os.getpid()}"
+            os.rename(path, old)
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_orbax(save_obj, directory, *, async_save=False, force=False):
     """Save ``save_obj`` (a Cell, a list of Parameters or ``{"name", "data"}`` dicts, or a dict
     name -> Parameter/Tensor/array) as an orbax PyTree checkpoint keyed by MindSpore names.
 
     Sharded ``jax.Array`` values are written per shard, with their sharding. ``force=True``
-    replaces an existing ``directory``. ``async_save=True`` returns an ``AsyncSave`` handle once
+    replaces an existing ``directory``, only once the new checkpoint is complete. ``async_save=True`` returns an ``AsyncSave`` handle once
     the arrays are snapshotted; ``.result()`` waits for the commit and re-raises its error.
 
     >>> save_orbax(net, "/tmp/lenet_orbax", force=True)
@@ -104,15 +126,17 @@ def save_orbax(save_obj, directory, *, async_save=False, force=False):
     if os.path.exists(path) and not os.path.isdir(path):
         raise CheckpointError("exists and is not a directory; orbax checkpoints are directories", file=path)
     tree, meta = _snapshot(save_obj, path, copy=async_save)
+    staging = f"{path}.tmp-{os.getpid()}-{next(_staging_ids)}"
     checkpointer = _ocp().StandardCheckpointer()
     try:
-        checkpointer.save(path, tree, force=force, custom_metadata={_META_KEY: meta})
+        checkpointer.save(staging, tree, custom_metadata={_META_KEY: meta})
     except BaseException:
         checkpointer.close()
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     if async_save:
-        return ckpt_io.start_thread(path, lambda: _close(checkpointer))
-    _close(checkpointer)
+        return ckpt_io.start_thread(path, lambda: _finish(checkpointer, staging, path))
+    _finish(checkpointer, staging, path)
     return None
 
 
