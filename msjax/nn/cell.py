@@ -25,6 +25,9 @@ TRACE_COUNTS: collections.Counter = collections.Counter()
 
 _tracing = threading.local()
 _jitted = {}
+#: bumped by every attribute set or delete on any Cell; a cached flattening of a cell graph (the
+#: train step's, see ``wrap.TrainOneStepCell``) is valid while this number is unchanged
+_structure_version = 0
 
 
 def _is_dynamic(x):
@@ -40,6 +43,11 @@ def _wrap_outputs(tree):
 def _run_construct(graphdef, static, state, dynamic):
     """The function jax.jit compiles: merge the cell, run construct, return outputs and state."""
     cell = nnx.merge(graphdef, state)
+    return _run_cell(cell, static, dynamic), nnx.state(cell)
+
+
+def _run_cell(cell, static, dynamic):
+    """Run ``cell.construct`` on the call's static leaves and dynamic arrays (while tracing)."""
     TRACE_COUNTS[type(cell).__name__] += 1
     leaves, treedef = static
     it = iter(dynamic)
@@ -49,7 +57,7 @@ def _run_construct(graphdef, static, state, dynamic):
         out = cell.construct(*args, **kwargs)
     finally:
         _tracing.depth -= 1
-    return unwrap(out), nnx.state(cell)
+    return unwrap(out)
 
 
 @contextlib.contextmanager
@@ -109,6 +117,8 @@ class Cell(nnx.Module):
 
     # ---------------------------------------------------------------- naming
     def __setattr__(self, name, value):
+        global _structure_version
+        _structure_version += 1
         if isinstance(value, Parameter) and value.name == "Parameter":
             value.name = name
         elif isinstance(value, Cell) and getattr(self, "_auto_prefix", True) and not name.startswith("_pytree"):
@@ -122,6 +132,8 @@ class Cell(nnx.Module):
         super().__setattr__(name, value)
 
     def __delattr__(self, name):
+        global _structure_version
+        _structure_version += 1
         order = vars(self).get("_cell_order", ())
         if name in order:
             super().__setattr__("_cell_order", tuple(n for n in order if n != name))
