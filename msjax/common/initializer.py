@@ -78,12 +78,15 @@ class Normal(Initializer):
 
 
 class TruncatedNormal(Initializer):
+    """Normal(mean, sigma) redrawn until inside ``[a, b]``; as in MindSpore 2.10, ``a`` and ``b`` are
+    absolute bounds, not multiples of sigma (checked against the real initializer)."""
+
     def __init__(self, sigma=0.01, mean=0.0, a=-2.0, b=2.0):
         self.sigma, self.mean, self.a, self.b = sigma, mean, a, b
 
     def sample(self, shape):
         out = _rng.normal(self.mean, self.sigma, shape)
-        low, high = self.mean + self.a * self.sigma, self.mean + self.b * self.sigma
+        low, high = self.a, self.b
         bad = (out < low) | (out > high)
         while bad.any():
             out[bad] = _rng.normal(self.mean, self.sigma, int(bad.sum()))
