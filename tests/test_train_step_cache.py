@@ -5,7 +5,7 @@ import numpy as np
 import msjax
 from msjax import Parameter, Tensor, nn
 from msjax.checkpoint import load_param_into_net
-from msjax.nn import wrap
+from msjax.nn import cell
 
 
 class _Net(nn.Cell):
@@ -37,7 +37,7 @@ def _run(fresh_walk_each_step):
     for (x, y), change in zip(data, between):
         change()
         if fresh_walk_each_step:
-            wrap._flat_cache.clear()
+            cell._flat_cache.clear()
         losses.append(step(Tensor(x), Tensor(y)).asnumpy())
     x, y = data[0]
     losses.append(step(Tensor(x[:2]), Tensor(y[:2])).asnumpy())  # a new input shape

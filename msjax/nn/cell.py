@@ -1,17 +1,24 @@
 """``Cell``: MindSpore's network base class on ``flax.nnx.Module``.
 
 Attributes keep definition order (``vars(self)``), which is MindSpore's parameter order; nnx paths
-serve only as keys. In GRAPH_MODE a call runs ``construct`` inside ``jax.jit``: the cell is split
-into a graphdef (its structure, hashable) and a State, one jitted function is cached per graphdef,
-and jax caches one trace per input signature. State changes made by ``construct`` (BatchNorm
-statistics, dropout RNG counters) are written back after the call.
+serve only as keys. In GRAPH_MODE a call runs ``construct`` inside ``jax.jit``: the cell is flattened
+into a graphdef (its structure, hashable) and its Variables, one jitted function is cached per
+graphdef, and jax caches one trace per input signature. State changes made by ``construct``
+(BatchNorm statistics, dropout RNG counters) are written back into the same Variables after the
+call. The flattening (the graph walk: ~30 ms for ResNet50) is cached per cell and redone only after
+some Cell's attributes changed (``_structure_version``); ``TrainOneStepCell`` uses the same path
+with its state buffers donated.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
 import threading
+import warnings
+import weakref
 from collections import OrderedDict
+from functools import partial
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -25,8 +32,8 @@ TRACE_COUNTS: collections.Counter = collections.Counter()
 
 _tracing = threading.local()
 _jitted = {}
-#: bumped by every attribute set or delete on any Cell; a cached flattening of a cell graph (the
-#: train step's, see ``wrap.TrainOneStepCell``) is valid while this number is unchanged
+#: bumped by every attribute set or delete on any Cell; a cached flattening of a cell graph
+#: (``_flat_cache``) is valid while this number is unchanged
 _structure_version = 0
 
 
@@ -40,10 +47,16 @@ def _wrap_outputs(tree):
                         else x, tree)
 
 
-def _run_construct(graphdef, static, state, dynamic):
-    """The function jax.jit compiles: merge the cell, run construct, return outputs and state."""
-    cell = nnx.merge(graphdef, state)
-    return _run_cell(cell, static, dynamic), nnx.state(cell)
+def _run_flat(graphdef, static, leaves, dynamic):
+    """The function jax.jit compiles: the cell rebuilt from its flat leaves runs construct; returns
+    the outputs and the new leaves in the same order (the whole State if construct changed the
+    cell's structure)."""
+    cell = nnx.merge(graphdef, list(leaves))
+    out = _run_cell(cell, static, dynamic)
+    new_graphdef, new_leaves = nnx.graphlib.flatten(cell, with_paths=False)
+    if new_graphdef != graphdef:
+        return out, nnx.state(cell)
+    return out, new_leaves
 
 
 def _run_cell(cell, static, dynamic):
@@ -90,12 +103,62 @@ class _Dynamic:
 _DYNAMIC = _Dynamic()
 
 
-def _compiled(graphdef):
-    fn = _jitted.get(graphdef)
+def _compiled(graphdef, donate):
+    """One jitted function per (graphdef, donate); the graphdef is hashed once per cache fill."""
+    fn = _jitted.get((graphdef, donate))
     if fn is None:
-        fn = jax.jit(_run_construct, static_argnums=(0, 1))
-        _jitted[graphdef] = fn
+        fn = jax.jit(partial(_run_flat, graphdef), static_argnums=(0,), donate_argnums=(1,) if donate else ())
+        _jitted[(graphdef, donate)] = fn
     return fn
+
+
+class _Flat(NamedTuple):
+    """A cell's graph, flattened once: valid while ``_structure_version`` is unchanged."""
+    version: int
+    donate: bool
+    variables: list     # the Variable objects themselves (or plain arrays, see ``paths``)
+    paths: tuple        # their nnx paths when some leaf is a plain array, else ()
+    fn: object
+
+
+_flat_cache = weakref.WeakKeyDictionary()  # Cell -> _Flat
+
+
+def _split_args(args, kwargs):
+    """(static, dynamic): the call's hashable structure and its arrays, in order."""
+    leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: isinstance(x, (Tensor, Parameter)))
+    dynamic = tuple(unwrap(x) for x in leaves if _is_dynamic(x))
+    static = (tuple(_DYNAMIC if _is_dynamic(x) else x for x in leaves), treedef)
+    return static, dynamic
+
+
+def _flat_call(cell, static, dynamic, *, donate):
+    """Run ``cell.construct`` jitted on its cached flat leaves; write the new leaves back into the
+    cell's own Variables and return the raw outputs. ``donate`` donates the state buffers."""
+    flat = _flat_cache.get(cell)
+    if flat is None or flat.version != _structure_version or flat.donate != donate:
+        version = _structure_version
+        graphdef, state = nnx.graphlib.flatten(cell)
+        variables = list(state.leaves)
+        raw = any(not isinstance(v, nnx.Variable) for v in variables)
+        paths = tuple(state.paths) if raw else ()
+        flat = _flat_cache[cell] = _Flat(version, donate, variables, paths, _compiled(graphdef, donate))
+    values = [v.get_raw_value() if isinstance(v, nnx.Variable) else v for v in flat.variables]
+    if donate:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+            out, new = flat.fn(static, values, dynamic)
+    else:
+        out, new = flat.fn(static, values, dynamic)
+    if not isinstance(new, list):  # construct changed the structure: write the State, walk again
+        nnx.update(cell, new)
+        _flat_cache.pop(cell, None)
+    elif flat.paths:  # plain-array attributes are replaced by path (this also invalidates the cache)
+        nnx.update(cell, nnx.State.from_flat_path(dict(zip(flat.paths, new))))
+    else:
+        for variable, value in zip(flat.variables, new):
+            variable.set_raw_value(value, _unsafe_bypass_check=True)
+    return out
 
 
 class Cell(nnx.Module):
@@ -244,14 +307,12 @@ class Cell(nnx.Module):
             return out if depth else _wrap_outputs(out)
         return self._call_compiled(args, kwargs)
 
+    #: donate the state buffers to the compiled call (``TrainOneStepCell``: its old state is dead)
+    _donate_state = False
+
     def _call_compiled(self, args, kwargs):
-        leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: isinstance(x, (Tensor, Parameter)))
-        dynamic = tuple(unwrap(x) for x in leaves if _is_dynamic(x))
-        static = (tuple(_DYNAMIC if _is_dynamic(x) else x for x in leaves), treedef)
-        graphdef, state = nnx.split(self)
-        out, new_state = _compiled(graphdef)(graphdef, static, state, dynamic)
-        nnx.update(self, new_state)
-        return _wrap_outputs(out)
+        static, dynamic = _split_args(args, kwargs)
+        return _wrap_outputs(_flat_call(self, static, dynamic, donate=self._donate_state))
 
     def __repr__(self):
         children = ", ".join(self.name_cells())

@@ -3,27 +3,22 @@
 ``TrainOneStepCell(network, optimizer)(*inputs)`` is one XLA program: forward, backward with
 respect to the optimizer's parameters, optimizer update and the network's other state changes
 (BatchNorm statistics). It is compiled once per input signature, donates the state buffers, and
-writes the new values into the user's own Parameter objects after each call. The graph walk that
-finds those objects (``nnx`` flatten: 30 ms a step for ResNet50) runs again only after some Cell's
-attributes changed (``cell._structure_version``); a step otherwise reads and writes the cached
-Variables directly.
+writes the new values into the user's own Parameter objects after each call. It runs through
+``Cell``'s compiled path (``cell._flat_call``): the graph walk that finds those objects (``nnx``
+flatten: 30 ms a step for ResNet50) runs again only after some Cell's attributes changed; a step
+otherwise reads and writes the cached Variables directly.
 
 >>> step = TrainOneStepCell(WithLossCell(net, loss_fn), Momentum(net.trainable_params(), 0.01, 0.9))
 >>> loss = step(data, label)   # a Tensor; no host sync until it is read
 """
 from __future__ import annotations
 
-import warnings
-import weakref
-from functools import partial
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from msjax import context
-from msjax.common.tensor import Tensor, unwrap
+from msjax.common.tensor import unwrap
 from msjax.nn import cell as _cell
 from msjax.nn.cell import Cell
 
@@ -67,37 +62,6 @@ class WithEvalCell(Cell):
 
 #: traces of the train step per network class name; a test reads it (one per input signature)
 TRAIN_TRACE_COUNTS = _cell.TRACE_COUNTS
-_train_jitted = {}
-
-
-def _run_flat(graphdef, static, leaves, dynamic):
-    """The train step jax.jit compiles: the cell rebuilt from its flat leaves; returns the outputs
-    and the new leaves in the same order (the whole State if construct changed the structure)."""
-    cell = nnx.merge(graphdef, list(leaves))
-    out = _cell._run_cell(cell, static, dynamic)
-    new_graphdef, new_leaves = nnx.graphlib.flatten(cell, with_paths=False)
-    if new_graphdef != graphdef:
-        return out, nnx.state(cell)
-    return out, new_leaves
-
-
-def _train_compiled(graphdef):
-    """One jitted step per graphdef (hashed here once per cache fill, not on every call)."""
-    fn = _train_jitted.get(graphdef)
-    if fn is None:
-        fn = jax.jit(partial(_run_flat, graphdef), static_argnums=(0,), donate_argnums=(1,))
-        _train_jitted[graphdef] = fn
-    return fn
-
-
-class _Flat(NamedTuple):
-    """A TrainOneStepCell's graph, flattened once: valid while ``cell._structure_version`` is unchanged."""
-    version: int
-    variables: list
-    fn: object
-
-
-_flat_cache = weakref.WeakKeyDictionary()  # TrainOneStepCell -> _Flat
 
 
 class TrainOneStepCell(Cell):
@@ -107,6 +71,8 @@ class TrainOneStepCell(Cell):
     the network (moving statistics), then the optimizer's state (``global_step``,
     ``learning_rate``, ``momentum``, ``moments.*``).
     """
+
+    _donate_state = True
 
     def __init__(self, network, optimizer, sens=1.0, return_grad=False):
         super().__init__(auto_prefix=False)
@@ -150,27 +116,6 @@ class TrainOneStepCell(Cell):
         if self.return_grad:
             return loss, {w.name: g for w, g in zip(weights, grad_list)}
         return loss
-
-    def _call_compiled(self, args, kwargs):
-        leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=lambda x: isinstance(x, Tensor))
-        dynamic = tuple(unwrap(x) for x in leaves if _cell._is_dynamic(x))
-        static = (tuple(_cell._DYNAMIC if _cell._is_dynamic(x) else x for x in leaves), treedef)
-        flat = _flat_cache.get(self)
-        if flat is None or flat.version != _cell._structure_version:
-            version = _cell._structure_version
-            graphdef, state = nnx.graphlib.flatten(self)  # state.leaves: the Variable objects themselves
-            flat = _flat_cache[self] = _Flat(version, list(state.leaves), _train_compiled(graphdef))
-        values = [v.get_raw_value() for v in flat.variables]
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-            out, new = flat.fn(static, values, dynamic)
-        if isinstance(new, list):
-            for variable, value in zip(flat.variables, new):
-                variable.set_raw_value(value, _unsafe_bypass_check=True)
-        else:
-            nnx.update(self, new)
-            _flat_cache.pop(self, None)
-        return _cell._wrap_outputs(out)
 
     def __call__(self, *args, **kwargs):
         if not getattr(_cell._tracing, "depth", 0) and context.get_context("mode") == context.PYNATIVE_MODE:
