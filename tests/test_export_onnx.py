@@ -232,7 +232,7 @@ def test_export_api_errors_and_registry(tmp_path):
 
 
 # ------------------------------------------------------------------------------ real networks
-def _close_to_net(got, want):
+def assert_close_to_net(got, want):
     """Within 1e-5 of the output's scale (float32 accumulation order differs between runtimes)."""
     assert got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())
@@ -247,8 +247,8 @@ def test_lenet5_matches_mindspore_files(tmp_path, fixtures_dir):
     assert msjax.load_param_into_net(net, msjax.load_checkpoint(str(fixtures_dir / "lenet5.ckpt"))) == ([], [])
     x = np.load(fixtures_dir / "lenet5_input.npy")
     (got,), model = roundtrip(net, [Tensor(x)], tmp_path)
-    _close_to_net(got, np.load(fixtures_dir / "lenet5_output.npy"))          # MindSpore's own output
-    _close_to_net(got, net(Tensor(x)).asnumpy())
+    assert_close_to_net(got, np.load(fixtures_dir / "lenet5_output.npy"))          # MindSpore's own output
+    assert_close_to_net(got, net(Tensor(x)).asnumpy())
     theirs = onnx.load(str(fixtures_dir / "lenet5.onnx")).graph
     ours = [i for i in model.graph.initializer if not i.name.startswith("const")]
     assert [(i.name, i.raw_data) for i in ours] == [(i.name, i.raw_data) for i in theirs.initializer]
@@ -262,7 +262,7 @@ def test_lenet5_dynamic_batch(tmp_path):
     net = LeNet5()
     x3, x5 = (RNG.normal(size=(b, 1, 32, 32)).astype(np.float32) for b in (3, 5))
     (got,), _ = roundtrip(net, [x3], tmp_path, feeds=[x5], dynamic_batch=True)
-    _close_to_net(got, net(Tensor(x5)).asnumpy())
+    assert_close_to_net(got, net(Tensor(x5)).asnumpy())
 
 
 @pytest.mark.slow
@@ -272,7 +272,7 @@ def test_resnet50(tmp_path):
     net = resnet50(class_num=10)
     x = RNG.normal(size=(1, 3, 32, 32)).astype(np.float32)
     (got,), model = roundtrip(net, [Tensor(x)], tmp_path)
-    _close_to_net(got, net(Tensor(x)).asnumpy())
+    assert_close_to_net(got, net(Tensor(x)).asnumpy())
     names = [i.name for i in model.graph.initializer if not i.name.startswith("const")]
     assert names == list(net.parameters_dict())                  # all 267, in MindSpore's order
 
@@ -312,7 +312,7 @@ def test_transformer_encoder_block(tmp_path):
     net = _encoder_block()
     ids = np.array([[1, 5, 7, 2], [0, 10, 3, 3]], np.int32)
     (got,), model = roundtrip(net, [Tensor(ids)], tmp_path)
-    _close_to_net(got, net(Tensor(ids)).asnumpy())
+    assert_close_to_net(got, net(Tensor(ids)).asnumpy())
     ops = {n.op_type for n in model.graph.node}
     assert {"GatherND", "MatMul", "Exp", "ReduceMax", "Tanh", "Sqrt"} <= ops
     assert [i.name for i in model.graph.input] == ["ids"]
