@@ -26,7 +26,8 @@ import numpy as np
 from msjax.checkpoint import io as ckpt_io
 from msjax.checkpoint.matching import _FLOATS, _INTS, load_param_into_net
 from msjax.checkpoint.names import path_to_name
-from msjax.checkpoint.serialization import _TYPE_META, _data, _save_items, load_checkpoint, save_checkpoint
+from msjax.checkpoint.serialization import (_TYPE_META, _check_storable, _data, _save_items, load_checkpoint,
+                                            save_checkpoint)
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter
 from msjax.errors import CheckpointError, ParameterLoadError
@@ -63,11 +64,7 @@ def _snapshot(save_obj, directory, copy):
             data = np.asarray(data)
             if copy and data.flags.writeable:   # the background write must not see later edits
                 data = data.copy()
-        try:
-            mstype.from_numpy(data.dtype)
-        except TypeError:
-            raise TypeError(f"save_orbax: parameter {name!r} has dtype {data.dtype}, which MindSpore "
-                            f"cannot store") from None
+        _check_storable(data, name, "save_orbax")
         tree[name] = data
         if override:
             types[name] = override

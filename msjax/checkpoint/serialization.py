@@ -91,6 +91,15 @@ def _save_items(save_obj, choice_func):
     return [(n, v) for n, v in items if choice_func is None or choice_func(n)]
 
 
+def _check_storable(data, name, caller="save_checkpoint"):
+    """Raise a TypeError naming ``name`` when MindSpore has no dtype for ``data``."""
+    try:
+        mstype.from_numpy(data.dtype)
+    except TypeError:
+        raise TypeError(f"{caller}: parameter {name!r} has dtype {data.dtype}, which MindSpore "
+                        f"cannot store") from None
+
+
 def _append_value(name, value):
     if isinstance(value, bool):
         return np.array(value, np.bool_)
@@ -123,11 +132,7 @@ def _snapshot(save_obj, append_dict, choice_func, copy):
                 data = data.copy() if copy and data.flags.writeable else data
             else:  # jax arrays are immutable; a host view keeps the buffer from being donated
                 data = np.asarray(data)
-            try:
-                mstype.from_numpy(data.dtype)
-            except TypeError:
-                raise TypeError(f"save_checkpoint: parameter {name!r} has dtype {data.dtype}, "
-                                f"which MindSpore cannot store") from None
+            _check_storable(data, name)
         named[name] = data
         types.pop(name, None)
         if override:
