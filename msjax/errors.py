@@ -25,6 +25,10 @@ class ParameterLoadError(MsjaxError, ValueError):
 class ExportError(MsjaxError, ValueError):
     """A network cannot be exported, or an exported file cannot be read back."""
 
+    def __init__(self, message, *, file=None):
+        self.file = None if file is None else str(file)
+        super().__init__(f"{self.file}: {message}" if self.file else message)
+
 
 class UnsupportedOpError(ExportError):
     """The network uses primitives an exporter has no rule for (all of them are listed)."""
