@@ -10,13 +10,13 @@ import os
 
 from google.protobuf.message import DecodeError
 
-from msjax.checkpoint.io import atomic_write
-from msjax.errors import ExportError
+from msjax.common.atomic import atomic_write
+from msjax.errors import ExportError, ExportWriteError
 
 
 def write_bytes(file_name, data: bytes) -> None:
-    """Write ``data`` to ``file_name`` atomically."""
-    atomic_write(file_name, lambda f: f.write(data))
+    """Write ``data`` to ``file_name`` atomically; a failed write raises ``ExportWriteError``."""
+    atomic_write(file_name, lambda f: f.write(data), error=ExportWriteError, what="export")
 
 
 def read_message(file_name, message_type, what: str):

@@ -18,6 +18,25 @@ class CheckpointError(MsjaxError, ValueError):
         super().__init__(f"{self.file}: {message}" if self.file else message)
 
 
+class _WriteFailure:
+    """Mixin for save/export write errors: an ``OSError`` too, carrying the ``errno``."""
+
+    def __init__(self, message, *, file=None, errno=None):
+        super().__init__(message, file=file)
+        self.errno = errno
+
+    def __reduce__(self):      # OSError's errno slot does not survive pickling by default
+        return _rebuild_write_error, (type(self), self.args[0], self.file, self.errno)
+
+
+class CheckpointWriteError(_WriteFailure, CheckpointError, OSError):
+    """A save could not be written (disk full, quota, file too large, I/O error, no permission).
+
+    The previous file is untouched and nothing is left behind: the write went to a temporary
+    file, which is removed.
+    """
+
+
 class ParameterLoadError(MsjaxError, ValueError):
     """Parameters and a network disagree: missing or unexpected names, shapes, ambiguous matches."""
 
@@ -28,6 +47,10 @@ class ExportError(MsjaxError, ValueError):
     def __init__(self, message, *, file=None):
         self.file = None if file is None else str(file)
         super().__init__(f"{self.file}: {message}" if self.file else message)
+
+
+class ExportWriteError(_WriteFailure, ExportError, OSError):
+    """An exported file could not be written; the previous file is untouched."""
 
 
 class UnsupportedOpError(ExportError):
@@ -41,3 +64,9 @@ class DatasetError(MsjaxError, ValueError, RuntimeError):
 
 class LayerArgumentError(MsjaxError, ValueError):
     """A layer or op got an argument value it cannot use (names the layer, the argument and what is allowed)."""
+
+
+def _rebuild_write_error(cls, message, file, errno):
+    error = cls(message, errno=errno)        # ``message`` already starts with the file name
+    error.file = file
+    return error

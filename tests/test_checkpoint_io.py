@@ -13,7 +13,7 @@ from flax import nnx
 import msjax
 from msjax.checkpoint import codec, names
 from msjax.common.tensor import Parameter
-from msjax.errors import CheckpointError, ParameterLoadError
+from msjax.errors import CheckpointError, CheckpointWriteError, ParameterLoadError
 from msjax.nn.cell import Cell
 
 
@@ -33,8 +33,9 @@ def test_failed_save_leaves_previous_file_and_no_temporaries(tmp_path, monkeypat
         f.write(b"\x0a\x05partial")
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(codec, "write_records", broken)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(CheckpointWriteError, match="m.ckpt: save failed: no space left") as info:
         _save(path, 2.0)
+    assert isinstance(info.value, OSError) and info.value.errno == 28
     assert _load_w(path) == 1.0
     assert os.listdir(tmp_path) == ["m.ckpt"]
 

@@ -1,12 +1,11 @@
-"""Atomic file writes and the async save machinery.
+"""The async save machinery (the atomic write itself lives in ``msjax.common.atomic``).
 
-A save writes a temporary file in the target's directory, flushes, fsyncs (unless told not to) and
-renames it over the target, so an interrupted or failed save leaves the previous file intact.
 Async saves run the same write on a thread (or a forked process) and return an ``AsyncSave``
 handle; ``.result()`` waits and re-raises. The next save to the same file, ``wait_async_save()``
 and interpreter exit also wait, and a background failure is raised there, never lost.
 
->>> atomic_write("/tmp/x.bin", lambda f: f.write(b"hi"))
+>>> handle = start_thread("/tmp/x.bin", lambda: atomic_write("/tmp/x.bin", lambda f: f.write(b"hi")))
+>>> handle.result()
 """
 from __future__ import annotations
 
@@ -14,63 +13,23 @@ import atexit
 import os
 import pickle
 import sys
-import tempfile
 import threading
 import traceback
 import warnings
 from typing import Callable
 
+from msjax.common.atomic import atomic_write
 from msjax.errors import CheckpointError
 
+__all__ = ["AsyncSave", "atomic_write", "start_thread", "start_process", "wait_for",
+           "wait_async_save"]
 
-def atomic_write(path, write: Callable, *, fsync: bool = True, by_path: bool = False) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
-    With ``by_path=True`` the callback gets the temporary file's path instead of a file object.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+def _run_then(fn, path):
     try:
-        try:   # mkstemp makes 0600; keep the replaced file's mode, else the usual 0644
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644)
-        except OSError:
-            pass
-        if by_path:
-            os.close(fd)
-            write(tmp)
-            fd = os.open(tmp, os.O_RDONLY)
-            if fsync:
-                os.fsync(fd)
-            os.close(fd)
-        else:
-            with os.fdopen(fd, "wb", buffering=0) as f:
-                write(f)
-                if fsync:
-                    os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if fsync:
-        _fsync_dir(directory)
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        fn()
+    except Exception as err:  # noqa: BLE001 - the save itself succeeded; say what did not
+        warnings.warn(f"after the async save of {path}: {type(err).__name__}: {err}", RuntimeWarning)
 
 
 class AsyncSave:
@@ -85,10 +44,28 @@ class AsyncSave:
         self._done = threading.Event()
         self._error = None
         self._reported = False
+        self._then = []
+        self._then_lock = threading.Lock()
 
     def _finish(self, error=None):
         self._error = error
+        with self._then_lock:
+            then, self._then = self._then, None
+        if error is None:
+            for fn in then:
+                _run_then(fn, self.path)
         self._done.set()
+
+    def then(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` once the file is committed (at once if it already is); not after a
+        failure. ``.result()`` returns only after ``fn`` ran. ``ModelCheckpoint`` removes the
+        checkpoints a save replaces this way, so none goes before its successor exists."""
+        with self._then_lock:
+            if self._then is not None:
+                self._then.append(fn)
+                return
+        if self._error is None:
+            _run_then(fn, self.path)
 
     def done(self) -> bool:
         return self._done.is_set()

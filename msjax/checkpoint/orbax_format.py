@@ -15,15 +15,14 @@ that of the net's current parameter value, else a host numpy array. orbax is imp
 """
 from __future__ import annotations
 
-import itertools
 import os
-import shutil
 from collections import OrderedDict
 
 import jax
 import numpy as np
 
 from msjax.checkpoint import io as ckpt_io
+from msjax.common import atomic
 from msjax.checkpoint.matching import _FLOATS, _INTS, load_param_into_net
 from msjax.checkpoint.names import path_to_name
 from msjax.checkpoint.serialization import (_TYPE_META, _check_storable, _data, _save_items, load_checkpoint,
@@ -36,7 +35,6 @@ __all__ = ["save_orbax", "load_orbax", "ckpt_to_orbax", "orbax_to_ckpt"]
 
 _META_KEY = "msjax"          # custom_metadata entry: {"names": [...], "strings": {}, "types": {}}
 _TREE_FILE = "_METADATA"     # orbax's PyTree metadata file; its absence means "not a PyTree checkpoint"
-_staging_ids = itertools.count()
 
 
 def _ocp():
@@ -83,22 +81,23 @@ def _close(checkpointer):
 def _finish(checkpointer, staging, path):
     """Wait for orbax, then move the finished checkpoint from ``staging`` onto ``path``.
 
-    orbax's own ``force=True`` deletes the old directory before writing; staging beside it and
-    swapping afterwards means a failed or interrupted save leaves the previous checkpoint in place
-    (at worst under ``<path>.old-<pid>`` for the instant between the two renames).
+    orbax's own ``force=True`` deletes the old directory before writing. Here orbax writes inside
+    a locked msjax temporary directory beside ``path``; the result replaces ``path`` by one atomic
+    exchange (renameat2 RENAME_EXCHANGE; two renames where the OS lacks it), so a failed or killed
+    save leaves the previous checkpoint in place, and its leftovers are cleaned by the next save.
     """
+    built = os.path.join(staging.path, "checkpoint")
     try:
         _close(checkpointer)
-        old = None
         if os.path.exists(path):
-            old = f"{path}.old-{os.getpid()}"
-            os.rename(path, old)
-        os.rename(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+            atomic.exchange(built, path)        # the old checkpoint is now at ``built``
+        else:
+            os.rename(built, path)
+    except OSError as err:
+        raise atomic.write_error(err, path) from err
+    finally:
+        staging.close()
+    atomic.fsync_dir(os.path.dirname(path))
 
 
 def save_orbax(save_obj, directory, *, async_save=False, force=False):
@@ -123,13 +122,24 @@ def save_orbax(save_obj, directory, *, async_save=False, force=False):
     if os.path.exists(path) and not os.path.isdir(path):
         raise CheckpointError("exists and is not a directory; orbax checkpoints are directories", file=path)
     tree, meta = _snapshot(save_obj, path, copy=async_save)
-    staging = f"{path}.tmp-{os.getpid()}-{next(_staging_ids)}"
+    atomic.clean_orphans(os.path.dirname(path))
+    try:
+        staging = atomic.LockedTempDir(path)
+    except OSError as err:
+        raise atomic.write_error(err, path) from err
     checkpointer = _ocp().StandardCheckpointer()
     try:
-        checkpointer.save(staging, tree, custom_metadata={_META_KEY: meta})
-    except BaseException:
-        checkpointer.close()
-        shutil.rmtree(staging, ignore_errors=True)
+        checkpointer.save(os.path.join(staging.path, "checkpoint"), tree,
+                          custom_metadata={_META_KEY: meta})
+    except Exception as err:
+        try:
+            checkpointer.close()      # may re-raise the same failure; the first one is reported
+        except Exception:  # noqa: BLE001
+            pass
+        finally:
+            staging.close()
+        if isinstance(err, OSError):
+            raise atomic.write_error(err, path) from err
         raise
     if async_save:
         return ckpt_io.start_thread(path, lambda: _finish(checkpointer, staging, path))
