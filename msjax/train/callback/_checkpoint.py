@@ -18,6 +18,7 @@ import stat
 import time
 import warnings
 
+from msjax.common.atomic import clean_orphans
 from msjax.common.tensor import Parameter, Tensor
 from msjax.nn.cell import Cell
 from msjax.train.callback._callback import Callback
@@ -221,23 +222,30 @@ class _CheckpointManager:
         try:
             os.chmod(path, stat.S_IWRITE | stat.S_IREAD)
             os.remove(path)
-            self._files.remove(path)
-            self._saved_at.pop(path, None)
-        except (OSError, ValueError) as err:
+        except FileNotFoundError:
+            pass
+        except OSError as err:
             warnings.warn(f"ModelCheckpoint: could not remove the old checkpoint {path}: {err}", RuntimeWarning)
-
-    def remove_oldest_ckpoint_file(self):
-        self.remove_ckpoint_file(min(self._files, key=self._age))
-
-    def keep_one_ckpoint_per_minutes(self, minutes, cur_time):
-        """Keep only the oldest file written in the last ``minutes``; delete the others of that window."""
-        window = [f for f in self._files if cur_time - self._age(f)[0] < 60 * minutes]
-        if not window:
             return
-        oldest = min(window, key=self._age)
-        for path in window:
-            if path != oldest:
-                self.remove_ckpoint_file(path)
+        if path in self._files:
+            self._files.remove(path)
+        self._saved_at.pop(path, None)
+
+    def rotation(self, keep_max, per_n, since_last_keep, now):
+        """The old files MindSpore's keep policy removes for the next save (not yet removed).
+
+        ``keep_checkpoint_max``: the oldest file once ``keep_max`` exist; else
+        ``keep_checkpoint_per_n_minutes``: all but the oldest file of the last ``per_n`` minutes,
+        when the previous save was less than ``per_n`` minutes ago.
+        """
+        if keep_max and 0 < keep_max <= len(self._files):
+            return [min(self._files, key=self._age)]
+        if per_n and per_n > 0 and since_last_keep < per_n * 60:
+            window = [f for f in self._files if now - self._age(f)[0] < 60 * per_n]
+            if window:
+                oldest = min(window, key=self._age)
+                return [f for f in window if f != oldest]
+        return []
 
 
 class ModelCheckpoint(Callback):
@@ -280,7 +288,9 @@ class ModelCheckpoint(Callback):
         self._append_epoch_num = self._append_dict.get("epoch_num", 0)
         self._append_step_num = self._append_dict.get("step_num", 0)
         self._graph_saved = False
-        self._pending = None
+        self._pending = None          # the async save in flight
+        if self._directory is not None:
+            clean_orphans(self._directory)
 
     @property
     def latest_ckpt_file_name(self):
@@ -309,8 +319,12 @@ class ModelCheckpoint(Callback):
 
     def _wait(self):
         pending, self._pending = self._pending, None
-        if pending is not None and hasattr(pending, "result"):
+        if pending is not None:
             pending.result()
+
+    def _remove(self, paths):
+        for path in paths:
+            self._manager.remove_ckpoint_file(path)
 
     def _check_save_ckpt(self, cb_params, force_to_save):
         steps, seconds = self._config.save_checkpoint_steps, self._config.save_checkpoint_seconds
@@ -335,21 +349,25 @@ class ModelCheckpoint(Callback):
             name = f"{self._prefix}.{fmt}"
         else:
             name = f"{self._prefix}-{cb_params.cur_epoch_num}_{step_in_epoch}.{fmt}"
-        self._manager.update_ckpoint_filelist(self._directory, self._prefix)
-        keep_max, per_n = self._config.keep_checkpoint_max, self._config.keep_checkpoint_per_n_minutes
-        if keep_max and 0 < keep_max <= self._manager.ckpoint_num:
-            self._manager.remove_oldest_ckpoint_file()
-        elif per_n and per_n > 0:
-            now = _time()
-            if now - self._last_time_for_keep < per_n * 60:
-                self._manager.keep_one_ckpoint_per_minutes(per_n, now)
         path = os.path.join(self._directory, name)
+        # rotation after commit: the old files go only once the new one is renamed into place,
+        # so a crash at any moment leaves at least the newest committed checkpoint
+        self._manager.update_ckpoint_filelist(self._directory, self._prefix)
+        now = _time()
+        victims = [f for f in self._manager.rotation(
+            self._config.keep_checkpoint_max, self._config.keep_checkpoint_per_n_minutes,
+            now - self._last_time_for_keep, now) if f != path]
         self._last_time_for_keep = _time()
         self._last_triggered_step = cb_params.cur_step_num
         self._append_dict_content(cb_params.cur_epoch_num, cb_params.cur_step_num)
         network = self._config.saved_network if self._config.saved_network is not None else cb_params.train_network
-        self._pending = self._save(network, path)
         self._manager.record(path)
+        handle = self._save(network, path)
+        if handle is None:
+            self._remove(victims)
+        else:      # removed by the writer once the new file is committed
+            handle.then(lambda: self._remove(victims))
+            self._pending = handle
         self._latest_ckpt_file_name = path
         cb_params["latest_ckpt_file"] = path
         cb_params["last_save_ckpt_step"] = cb_params.cur_step_num
