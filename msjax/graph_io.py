@@ -5,10 +5,12 @@ the MINDIR reader. The exporters package is imported inside the functions (no im
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 
-from msjax.errors import ExportError
+from msjax.common.atomic import write_error
+from msjax.errors import ExportError, ExportWriteError
 
 __all__ = ["export", "load"]
 
@@ -35,11 +37,13 @@ def export(net, *inputs, file_name, file_format, **kwargs):
     if not file_name.endswith(suffix):
         file_name += suffix
     graph = capture(net, *inputs)
-    os.makedirs(os.path.dirname(file_name), exist_ok=True)
-    if os.path.exists(file_name):
-        os.chmod(file_name, stat.S_IRUSR | stat.S_IWUSR)
-    emitter.write(graph, file_name, **kwargs)
-    os.chmod(file_name, stat.S_IRUSR)
+    try:
+        os.makedirs(os.path.dirname(file_name), exist_ok=True)
+    except OSError as err:
+        raise write_error(err, file_name, ExportWriteError, "export") from err
+    emitter.write(graph, file_name, **kwargs)    # replaces a read-only older file by rename
+    with contextlib.suppress(OSError):
+        os.chmod(file_name, stat.S_IRUSR)
 
 
 def load(file_name, **kwargs):

@@ -16,6 +16,7 @@ that of the net's current parameter value, else a host numpy array. orbax is imp
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 
 import jax
@@ -78,6 +79,18 @@ def _close(checkpointer):
         checkpointer.close()
 
 
+def _raise_write_failure(err, path):
+    """Raise the msjax write error for an orbax failure (tensorstore reports OS errors as
+    ValueErrors carrying ``os_error_code='N'``); anything else is re-raised unchanged."""
+    if isinstance(err, OSError):
+        raise atomic.write_error(err, path) from err
+    found = re.search(r"os_error_code='?(\d+)", str(err))
+    if found is None:
+        raise err
+    code = int(found.group(1))
+    raise atomic.write_error(OSError(code, os.strerror(code)), path) from err
+
+
 def _finish(checkpointer, staging, path):
     """Wait for orbax, then move the finished checkpoint from ``staging`` onto ``path``.
 
@@ -93,8 +106,8 @@ def _finish(checkpointer, staging, path):
             atomic.exchange(built, path)        # the old checkpoint is now at ``built``
         else:
             os.rename(built, path)
-    except OSError as err:
-        raise atomic.write_error(err, path) from err
+    except (OSError, ValueError) as err:
+        _raise_write_failure(err, path)
     finally:
         staging.close()
     atomic.fsync_dir(os.path.dirname(path))
@@ -138,9 +151,7 @@ def save_orbax(save_obj, directory, *, async_save=False, force=False):
             pass
         finally:
             staging.close()
-        if isinstance(err, OSError):
-            raise atomic.write_error(err, path) from err
-        raise
+        _raise_write_failure(err, path)
     if async_save:
         return ckpt_io.start_thread(path, lambda: _finish(checkpointer, staging, path))
     _finish(checkpointer, staging, path)
