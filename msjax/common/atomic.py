@@ -82,12 +82,16 @@ def _create_locked(path, make):
     for _ in range(100):
         tmp = temp_path(path)
         fd = make(tmp)
-        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
                 return tmp, fd
         except FileNotFoundError:
             pass
+        except OSError:
+            os.close(fd)
+            _remove_if_dead(tmp)
+            raise
         os.close(fd)
     raise OSError(_errno.EEXIST, "could not create a temporary file", tmp)
 
