@@ -291,8 +291,8 @@ def mutate(rng, message, tokens=(), rounds=None) -> tuple[Mutated, str]:
     pool = strings(message)
     notes = []
     for _ in range(rounds or rng.choice([1, 1, 1, 2, 3])):
+        tree = messages(message)
         for _attempt in range(20):
-            tree = messages(message)
             target = rng.choice(tree)
             set_fields = [fd for fd, _ in target.ListFields()]
             fields = set_fields if set_fields and rng.random() < 0.85 else list(target.DESCRIPTOR.fields)

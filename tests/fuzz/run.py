@@ -59,7 +59,7 @@ class Worker:
         env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONDONTWRITEBYTECODE="1",
                    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
                    TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1")
-        self.log = open(os.path.join(self.out_dir, f"worker{self.index}.log"), "ab")
+        self.log = open(os.path.join(self.out_dir, f"worker{self.index}.log"), "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, cwd=scratch, env=env)
         self.buf = b""
@@ -145,44 +145,66 @@ class Pool:
         """Restart ``w`` after a hang or crash; the reply that stands for the case."""
         w.restart()
         return {"outcome": "other", "kind": kind, "msg": msg, "where": "", "note": "", "size": 0,
-                "peak": 0, "secs": 0.0}
+                "peak": 0, "secs": 0.0, "dead": True}
 
-    def run(self, pairs, show=False, progress=None):
-        """Run every (reader, case); return [(reader, case, reply)] in completion order."""
+    def run(self, pairs, show=False, progress=None, depth=4):
+        """Run every (reader, case); return [(reader, case, reply)] in completion order.
+
+        Each worker gets up to ``depth`` cases queued on its pipe (fewer round trips); a case's
+        clock starts when the answer before it arrives.
+        """
         todo = collections.deque(pairs)
-        busy = {}                       # worker index -> (reader, case, sent at)
+        queued = {w.index: collections.deque() for w in self.workers}   # sent, unanswered
+        since = {}                      # worker index -> when its head case started
         results = []
-        idle = list(self.workers)
-        while todo or busy:
-            while idle and todo:
-                w = idle.pop()
-                reader, case = todo.popleft()
-                w.send({"op": "run", "reader": reader, "case": case, "show": show})
-                busy[w.index] = (reader, case, time.monotonic())
-            fds = {self.workers[i].proc.stdout.fileno(): self.workers[i] for i in busy}
-            waiting = [w for w in fds.values() if b"\n" not in w.buf]
-            if len(waiting) == len(fds):
-                soonest = min(busy[w.index][2] for w in fds.values()) + self.limits.time_s
-                select.select(list(fds), [], [], max(0.0, soonest - time.monotonic()))
-            for w in list(fds.values()):
-                reader, case, sent = busy[w.index]
-                left = sent + self.limits.time_s - time.monotonic()
-                try:
-                    reply = w.recv(0)
-                except WorkerDied as died:
-                    reply = self._dead(w, "Crash", f"worker {died}")
-                if reply is None and left <= 0:
-                    reply = self._dead(w, "Timeout", f"no answer in {self.limits.time_s:g} s")
-                    reply["secs"] = self.limits.time_s
-                if reply is None:
-                    continue
-                reply.setdefault("rtt", time.monotonic() - sent)
-                del busy[w.index]
-                idle.append(w)
-                results.append((reader, case, reply))
-                if progress:
-                    progress(reader, case, reply)
+        depth = 1 if show else depth
+        while todo or any(queued.values()):
+            for w in self.workers:
+                q = queued[w.index]
+                while todo and len(q) < depth:
+                    reader, case = todo.popleft()
+                    try:
+                        w.send({"op": "run", "reader": reader, "case": case, "show": show})
+                    except OSError:             # it died after its last answer
+                        self._requeue(w, todo, q)
+                        w.restart()
+                        continue
+                    if not q:
+                        since[w.index] = time.monotonic()
+                    q.append((reader, case))
+            busy = [w for w in self.workers if queued[w.index]]
+            if all(b"\n" not in w.buf for w in busy):
+                soonest = min(since[w.index] for w in busy) + self.limits.time_s
+                select.select([w.proc.stdout for w in busy], [], [], max(0.0, soonest - time.monotonic()))
+            for w in busy:
+                q = queued[w.index]
+                while q:
+                    reader, case = q[0]
+                    try:
+                        reply = w.recv(0)
+                    except WorkerDied as died:
+                        reply = self._dead(w, "Crash", f"worker {died}")
+                    if reply is None and time.monotonic() - since[w.index] >= self.limits.time_s:
+                        reply = self._dead(w, "Timeout", f"no answer in {self.limits.time_s:g} s")
+                        reply["secs"] = self.limits.time_s
+                    if reply is None:
+                        break
+                    now = time.monotonic()
+                    reply.setdefault("rtt", now - since[w.index])
+                    since[w.index] = now
+                    q.popleft()
+                    results.append((reader, case, reply))
+                    if progress:
+                        progress(reader, case, reply)
+                    if reply.get("dead"):               # a fresh worker: the rest run again
+                        self._requeue(w, todo, q)
         return results
+
+    @staticmethod
+    def _requeue(w, todo, q):
+        """Put ``w``'s unanswered cases back at the front of ``todo``."""
+        while q:
+            todo.appendleft(q.pop())
 
     def save(self, reader, case, directory) -> str:
         """Write the input of (reader, case) into ``directory``; return its path."""
@@ -221,8 +243,9 @@ def signature(reply) -> str:
 
 def table(stats, failures, commit="") -> str:
     """The report: per-reader counts, then each distinct failure kind with replay commands."""
-    lines = [f"{'reader':14s} {'cases':>7s} {'loaded':>7s} {'msjax err':>9s} {'other':>6s} "
-             f"{'s/1000':>7s} {'max s':>6s} {'peak MiB':>8s}"]
+    header = (f"{'reader':14s} {'cases':>7s} {'loaded':>7s} {'msjax err':>9s} {'other':>6s} "
+              f"{'s/1000':>7s} {'max s':>6s} {'peak MiB':>8s}")
+    lines = [header]
     for reader, s in stats.items():
         per = 1000 * s.secs / s.cases if s.cases else 0
         lines.append(f"{reader:14s} {s.cases:7d} {s.loaded:7d} {s.errors:9d} {s.other:6d} "
@@ -266,9 +289,9 @@ def save_failures(pool, failures, limit_per_kind=20):
 def _commit():
     try:
         head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+                              text=True, timeout=10, check=False).stdout.strip()
         dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         return head + (" (+ uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -312,7 +335,8 @@ def main(argv=None):
     jobs = 1 if args.case is not None else args.jobs
     with Pool(args.out, jobs, limits) as pool:
         if args.case is not None and args.show:
-            return 0 if all([_show(pool, r, args.case) for r in readers]) else 1
+            ok = [_show(pool, r, args.case) for r in readers]     # every reader, then the verdict
+            return 0 if all(ok) else 1
         numbers = [args.case] if args.case is not None else range(args.start, args.start + args.cases)
         pairs = [(r, n) for n in numbers for r in readers]      # interleaved: readers share time
         t0 = time.monotonic()

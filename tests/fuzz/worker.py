@@ -17,7 +17,7 @@ import traceback
 import tracemalloc
 import warnings
 
-from . import mutate, mut_pth, seeds, targets
+from . import mut_pth, mutate, seeds, targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PROJECT = tuple(os.path.join(ROOT, d) + os.sep for d in ("msjax", "exporters"))
@@ -78,6 +78,11 @@ def _memory_error_in_chain(exc) -> bool:
     return False
 
 
+def _name(exc) -> str:
+    t = type(exc)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
 def classify(exc, path, peak, limit, invalid_msg=None):
     """(outcome, kind, message): outcome is "loaded", "error" or "other"."""
     from msjax.errors import MsjaxError
@@ -89,9 +94,9 @@ def classify(exc, path, peak, limit, invalid_msg=None):
         return "loaded", "", ""
     msg = f"{exc}"
     if _memory_error_in_chain(exc):
-        return "other", "MemoryError", f"{type(exc).__name__}: {msg}"
+        return "other", "MemoryError", f"{_name(exc)}: {msg}"
     if not isinstance(exc, MsjaxError):
-        return "other", type(exc).__name__, msg
+        return "other", _name(exc), msg
     if not isinstance(exc, ValueError):
         return "other", f"NotValueError({type(exc).__name__})", msg
     if os.path.basename(path) not in msg:
