@@ -158,6 +158,22 @@ def _mutate_pickle(rng, data: bytes):
     return bytes(buf), "pickle: " + "; ".join(notes)
 
 
+def _deep_pickle(rng, doc):
+    """A pickle nesting ``depth`` levels (built by opcodes, no recursion): dicts under
+    "state_dict", a nested-tuple key, or nested lists."""
+    depth = rng.choice([100, 1000, 10_000, 100_000])
+    inner = Pickle().dumps(pth_object(doc))[2:-1]
+    key = b"X\x0a\x00\x00\x00state_dict"
+    kind = rng.randrange(3)
+    if kind == 0:
+        body = (b"}" + key) * depth + inner + b"s" * depth
+    elif kind == 1:
+        body = b"}" + b"K\x01" + b"\x85" * depth + inner + b"s"
+    else:
+        body = b"}X\x01\x00\x00\x00w" + b"]" * depth + b"a" * (depth - 1) + b"s"
+    return b"\x80\x02" + body + b".", f"pickle nested {depth} deep ({['dicts', 'tuple key', 'lists'][kind]})"
+
+
 # --------------------------------------------------------------------------- zip level
 
 def _entries(data):
@@ -291,7 +307,7 @@ def mutate(rng):
         pickle_bytes, invalid = Pickle().dumps(pth_object(pth_doc())), []
         notes.append(f"(unpicklable: {exc})")
     if r < 0.25:
-        pickle_bytes, note = _mutate_pickle(rng, pickle_bytes)
+        pickle_bytes, note = _mutate_pickle(rng, pickle_bytes) if r >= 0.02 else _deep_pickle(rng, doc)
         notes.append(note)
         invalid = []
     with warnings.catch_warnings():

@@ -36,8 +36,29 @@ def _proto_type(reader):
             "graph_meta": anf_ir_pb2.ModelProto}[reader]
 
 
+#: parameter names that collide with what a Cell holds (GraphCell sets one attribute per name)
+_CELL_NAMES = ["__class__", "__dict__", "_graph", "construct", "training", "parameters_dict",
+               "", ".", "a..b", "1x", "x y", "conv", "conv.weight.more", "__init__", "_cell_order",
+               "__setattr__", "fc.weight", "TinyNet:fc.weight"]
+
+
+def _rename_parameters(rng, model) -> str:
+    """MINDIR: give graph parameters hostile or clashing ref_keys."""
+    params = list(model.graph.parameter)
+    notes = []
+    for t in rng.sample(params, rng.choice([1, 1, 2])) if params else []:
+        t.ref_key = rng.choice(_CELL_NAMES)
+        if rng.random() < 0.3:
+            t.name = f"TinyNet:{t.ref_key}"
+        notes.append(repr(t.ref_key))
+    return "mindir: ref_key " + ", ".join(notes)
+
+
 def _proto(rng, reader, seed):
     message = _proto_type(reader).FromString(seed)
+    if reader == "mindir" and rng.random() < 0.12:
+        note = _rename_parameters(rng, message)
+        return message.SerializeToString(), note
     m, note = mut_proto.mutate(rng, message, _TOKENS[reader])
     return m.serialize(), note
 
