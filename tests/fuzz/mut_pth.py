@@ -22,12 +22,23 @@ _ITEMSIZE = {"FloatStorage": 4, "DoubleStorage": 8, "HalfStorage": 2, "BFloat16S
              "ByteStorage": 1, "BoolStorage": 1}
 STORAGES = list(_ITEMSIZE) + ["QInt8Storage", "FooStorage", "UntypedStorage", "Storage",
                               "ComplexFloatStorage", "_TypedStorage"]
-_WEIRD = [None, True, 1.5, "0", b"x", (), [], {}, -1, 2 ** 63, 2 ** 64, -(2 ** 70), ((1,),)]
+_HUGE = 10 ** 5000                  # str() refuses ints past 4300 digits
+_WEIRD = [None, True, 1.5, "0", b"x", (), [], {}, -1, 2 ** 63, 2 ** 64, -(2 ** 70), ((1,),), _HUGE]
 _SIZES = [(), (0,), (-1,), (2 ** 31,) * 3, (2 ** 62, 4), (2 ** 63,), (1,) * 65, (1,) * 64, (3,),
-          (2, 2), (6, 1), (1, 1, 1, 1, 1, 1), 5, [2, 2], "3", None, ((2,),), (2.0,), (True,)]
+          (2, 2), (6, 1), (1, 1, 1, 1, 1, 1), 5, [2, 2], "3", None, ((2,),), (2.0,), (True,),
+          (_HUGE,), (2, -_HUGE)]
 _STRIDES = [(), (0,), (-1,), (1, -3), (-3, 1), (0, 0), (2 ** 62,), (2 ** 31, 1), (1,) * 65,
-            (1,), (3, 1), (1, 3), (-2 ** 63,), [1], None, 1, (1.0,)]
-_OFFSETS = [-1, -2, -100, -2 ** 31, 2 ** 31, 2 ** 62, 2 ** 63, 1, 5, 6, 7, 0, 1.5, "0", None, True]
+            (1,), (3, 1), (1, 3), (-2 ** 63,), [1], None, 1, (1.0,), (_HUGE,), (1, _HUGE)]
+_OFFSETS = [-1, -2, -100, -2 ** 31, 2 ** 31, 2 ** 62, 2 ** 63, 1, 5, 6, 7, 0, 1.5, "0", None, True,
+            _HUGE, -_HUGE]
+
+
+def _short(v, n=60) -> str:
+    """``str(v)`` cut to ``n`` characters, safe for ints too long for str()."""
+    try:
+        return str(v)[:n]
+    except ValueError:
+        return f"<int of {v.bit_length()} bits>" if isinstance(v, int) else f"<{type(v).__name__}>"
 
 
 def _int_tuple(v):
@@ -68,12 +79,12 @@ def _mutate_tensor(rng, doc):
     elif field == "offset":
         t.offset = rng.choice(_OFFSETS)
     elif field == "key":
-        t.key = rng.choice(["99", 0, None, ("0",), "../data.pkl", "", "0" * 300,
+        t.key = rng.choice(["99", 0, None, ("0",), "../data.pkl", "", "0" * 300, _HUGE,
                             rng.choice(list(doc.storages) or ["0"])])
     elif field == "storage":
         t.storage = rng.choice(STORAGES)
     elif field == "name":
-        t.name = rng.choice([None, 0, -1, 1.5, ("a", ("b", 1)), ((1, 2), "x"), b"raw", "", "a" * 5000,
+        t.name = rng.choice([None, 0, -1, 1.5, ("a", ("b", 1)), ((1, 2), "x"), b"raw", "", "a" * 5000, _HUGE,
                              RawStr(b"\xff\xfe"), rng.choice(doc.tensors).name, True])
     elif field == "numel":
         t.numel = rng.choice(_WEIRD + [0, 10 ** 12])
@@ -99,8 +110,8 @@ def _mutate_tensor(rng, doc):
         t.size = rng.choice([(2, 3), (3, 2), (9,), (4, 4), (1, 9), (2, 2, 2)])
         t.stride = rng.choice([(1, 2), (3, 1), (1, 1), (0, 1), (2, 1), (1, 0, 0), (1,)])
         t.offset = rng.choice([0, 1, 2, 3, 5])
-        return f"{t.name!r} as view size={t.size} stride={t.stride} offset={t.offset}"
-    return f"{t.name!r}.{field} = {str(getattr(t, field))[:60]}"
+        return f"{_short(t.name)!r} as view size={t.size} stride={t.stride} offset={t.offset}"
+    return f"{_short(t.name)!r}.{field} = {_short(getattr(t, field))}"
 
 
 def _mutate_doc(rng, doc):
@@ -111,7 +122,7 @@ def _mutate_doc(rng, doc):
         key = rng.choice(list(doc.storages))
         raw = doc.storages[key]
         doc.storages[key] = raw[:rng.randrange(len(raw) + 1)] if rng.random() < 0.6 else raw + b"\x01"
-        return f"storage {key} resized to {len(doc.storages[key])}"
+        return f"storage {_short(key)} resized to {len(doc.storages[key])}"
     if choice == 7:
         if rng.random() < 0.5:
             del doc.storages[rng.choice(list(doc.storages))]
@@ -156,6 +167,11 @@ def _mutate_pickle(rng, data: bytes):
             buf = bytearray(buf)
             notes.append(note)
     return bytes(buf), "pickle: " + "; ".join(notes)
+
+
+def pickle_bomb() -> bytes:
+    """4 Mi empty dicts left on the unpickler's stack: ~72 bytes of memory per byte of file."""
+    return b"\x80\x02" + b"}" * (4 << 20) + b"}."
 
 
 def _deep_pickle(rng, doc):
@@ -297,10 +313,12 @@ def mutate(rng):
     r = rng.random()
     if r < 0.002:
         return bomb_zip(doc), "pth: zip bomb (384 MiB storage)", []
+    if r < 0.004:
+        return pth_bytes(doc, pickle_bomb()), "pth: pickle bomb (4 Mi empty dicts)", []
     notes = [_mutate_doc(rng, doc) for _ in range(rng.choice([1, 1, 1, 2, 3]))]
-    names = [str(t.name) for t in doc.tensors]
-    invalid = [str(t.name) for t in doc.tensors if torch_refuses(t, doc.storages)
-               and names.count(str(t.name)) == 1] if doc.obj is None else []
+    names = [_short(t.name, 10 ** 6) for t in doc.tensors]
+    invalid = [n for n, t in zip(names, doc.tensors) if torch_refuses(t, doc.storages)
+               and names.count(n) == 1] if doc.obj is None else []
     try:
         pickle_bytes = Pickle().dumps(pth_object(doc))
     except (TypeError, ValueError) as exc:
