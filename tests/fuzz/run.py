@@ -302,7 +302,7 @@ def _show(pool, reader, case):
     path = pool.save(reader, case, os.path.join(pool.out_dir, "failures"))
     print(f"{reader} case {case}: {reply['outcome']} {reply['kind']}")
     print(f"input:  {reply.get('note', '')}")
-    print(f"file:   {path} ({reply.get('size', 0)} bytes)")
+    print(f"file:   {path} ({os.path.getsize(path)} bytes)")
     print(f"peak:   {reply.get('peak', 0) / 2 ** 20:.1f} MiB (traced {reply.get('traced', 0) / 2 ** 20:.1f}, "
           f"rss {reply.get('rss', 0) / 2 ** 20:.1f}); {reply.get('secs', 0):.3f} s")
     if reply.get("msg"):
@@ -323,7 +323,8 @@ def main(argv=None):
     p.add_argument("--time-limit", type=float, default=10.0, help="seconds per case")
     p.add_argument("--mem-limit-mib", type=int, default=256)
     p.add_argument("--tracemalloc", action="store_true",
-                   help="also measure peaks with tracemalloc (about 2x slower)")
+                   help="also count untouched allocations with tracemalloc (2-3x slower: raise "
+                        "--time-limit with it)")
     p.add_argument("--out", help="work directory (seeds, scratch, failures); default a temp dir")
     args = p.parse_args(argv)
     readers = list(READERS) if args.reader == "all" else args.reader.split(",")
