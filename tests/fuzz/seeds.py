@@ -74,7 +74,7 @@ def plain_ckpt(directory) -> bytes:
 
 
 class Tiny:
-    """A tiny conv + dense network (built lazily: it imports msjax.nn)."""
+    """A tiny conv/batch-norm/pool/dense network (built lazily: it imports msjax.nn)."""
 
     @staticmethod
     def make():
@@ -85,12 +85,14 @@ class Tiny:
             def __init__(self):
                 super().__init__()
                 self.conv = nn.Conv2d(1, 2, 3, pad_mode="same", has_bias=True)
+                self.bn = nn.BatchNorm2d(2)
                 self.relu = nn.ReLU()
+                self.pool = nn.MaxPool2d(2, 2)
                 self.flatten = nn.Flatten()
-                self.fc = nn.Dense(2 * 4 * 4, 3)
+                self.fc = nn.Dense(2 * 2 * 2, 3)
 
             def construct(self, x):
-                return self.fc(self.flatten(self.relu(self.conv(x))))
+                return self.fc(self.flatten(self.pool(self.relu(self.bn(self.conv(x))))))
 
         msjax.set_seed(0)
         return TinyNet()
