@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "mindspore"
+FIXTURES = ROOT / "tests" / "fixtures" / "mindspore"
 CONTENDERS = ["raw", "msjax", "mindspore", "safetensors"]
 
 

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "mindspore"
+FIXTURES = ROOT / "tests" / "fixtures" / "mindspore"
 PHASES = ["model", "step", "ckpt_sync", "ckpt_async"]
 
 #: per network: batch, input shape, checkpoint interval N, windows of k*N steps timed after `skip`

@@ -11,5 +11,5 @@ from oracle import FIXTURES  # noqa: E402
 @pytest.fixture(scope="session")
 def fixtures_dir():
     if not FIXTURES.is_dir():
-        pytest.fail(f"MindSpore fixtures not found at {FIXTURES} (set MSJAX_FIXTURES)")
+        pytest.fail(f"MindSpore fixtures not found at {FIXTURES}: the checkout is incomplete")
     return FIXTURES

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "mindspore"
-if not FIXTURES.is_dir():  # a checkout whose shared/ sits elsewhere
-    FIXTURES = Path(os.environ.get("MSJAX_FIXTURES", FIXTURES))
+#: files written by real MindSpore 2.10, committed with the tests (fixtures/mindspore/README.md)
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mindspore"
 
 # MindSpore 2.10.0 publishes CPU wheels for Linux x86-64/aarch64; elsewhere the oracle tests skip.
 MINDSPORE_PLATFORM = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
