@@ -13,6 +13,7 @@ array([1., 1.], dtype=float32)
 from __future__ import annotations
 
 import io
+import math
 import os
 import zlib
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from msjax.common import dtype as mstype
+from msjax.common.untrusted import MAX_DIMS
 from msjax.errors import CheckpointError
 
 #: MindSpore cuts a tensor's bytes into records of at most this many bytes (512 MiB)
@@ -31,6 +33,10 @@ STR_TYPE = "str"
 #: first 4 bytes (uint32 LE magic) of MindSpore's encrypted blocks, by mode
 CIPHER_MAGIC = {b"\xd8\x5e\x3a\x7f": "AES-GCM", b"\xd9\x5e\x3a\x7f": "AES-CBC",
                 b"\xda\x5e\x3a\x7f": "SM4-CBC"}
+_U64 = 1 << 64                      # protobuf varints carry at most 64 bits
+#: numpy's limit on an array's bytes, counting only its non-zero dims (numpy checks those even
+#: when a zero dim makes the array empty)
+MAX_ARRAY_BYTES = np.iinfo(np.intp).max
 
 
 # --------------------------------------------------------------------------- encoding
@@ -141,9 +147,19 @@ class _Reader:
         for i, byte in enumerate(buf):
             result |= (byte & 0x7F) << shift
             if not byte & 0x80:
+                if result >= _U64:
+                    self.fail(f"the varint at offset {pos} overflows 64 bits")
                 return result, pos + i + 1
             shift += 7
-        self.fail(f"bad varint at offset {pos}")
+        self.fail(f"unterminated varint at offset {pos} (over 10 bytes, or cut off by the end "
+                  f"of its message at offset {limit})")
+
+    def text(self, span, what: str) -> str:
+        raw = self.read(*span)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            self.fail(f"{what} at offset {span[0]} is not UTF-8 ({err.reason} at byte {err.start})")
 
     def fields(self, pos: int, limit: int):
         """Yield (field number, wire type, value or (start, length), next pos) up to ``limit``."""
@@ -172,33 +188,46 @@ def _parse_value(r: _Reader, start: int, length: int) -> Record:
     tag, tensor = None, None
     for number, wire, value in r.fields(start, start + length):
         if number == 1 and wire == 2:
-            raw = r.read(*value)
-            try:
-                tag = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                r.fail(f"parameter name at offset {value[0]} is not UTF-8")
+            tag = r.text(value, "parameter name")
         elif number == 2 and wire == 2:
             tensor = value
         elif number == 3 and wire == 2:
             r.fail(f"record {tag!r} holds a MapTensor (MapParameter), which msjax does not load")
     if tag is None or tensor is None:
         r.fail(f"record at offset {start} has no {'tag' if tag is None else 'tensor'}")
+    return _parse_tensor(r, tag, tensor)
+
+
+def _parse_tensor(r: _Reader, tag: str, tensor) -> Record:
     dims, tensor_type, content = [], None, None
     for number, wire, value in r.fields(*_span(tensor)):
         if number == 1 and wire == 0:
-            dims.append(value - (1 << 64) if value >= 1 << 63 else value)
+            _add_dim(r, tag, dims, value)
         elif number == 1 and wire == 2:          # packed dims
-            pos, end = value[0], value[0] + value[1]
+            pos, end = _span(value)
             while pos < end:
                 d, pos = r.varint(pos, end)
-                dims.append(d - (1 << 64) if d >= 1 << 63 else d)
+                _add_dim(r, tag, dims, d)
         elif number == 2 and wire == 2:
-            tensor_type = r.read(*value).decode("utf-8", "replace")
+            tensor_type = r.text(value, f"tensor_type of parameter {tag!r}")
         elif number == 3 and wire == 2:
             content = value
     if tensor_type is None or content is None:
         r.fail(f"tensor {tag!r} has no {'tensor_type' if tensor_type is None else 'tensor_content'}")
     return Record(tag, tuple(dims), tensor_type, content[0], content[1])
+
+
+def _signed(d: int) -> int:
+    """An int64 dim from its varint (protobuf writes negative int64 as 10-byte two's complement)."""
+    return d - _U64 if d >= 1 << 63 else d
+
+
+def _add_dim(r: _Reader, tag: str, dims: list, d: int):
+    """Append a dim, refusing the 65th at once (a packed field could list millions)."""
+    if len(dims) == MAX_DIMS:
+        r.fail(f"parameter {tag!r} has more than {MAX_DIMS} dims (numpy's limit); the file is "
+               f"corrupt")
+    dims.append(_signed(d))
 
 
 def _span(value):
@@ -212,6 +241,8 @@ def _uvarint(buf: bytes, i: int) -> tuple[int, int]:
         i += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
+            if result >= _U64:
+                raise IndexError    # over 64 bits: the general parser says so
             return result, i
         shift += 7
         if shift > 63:
@@ -239,7 +270,9 @@ def _fast_record(head: bytes, pos: int):
         dims = []
         while head[i] == 0x08:
             d, i = _uvarint(head, i + 1)
-            dims.append(d - (1 << 64) if d >= 1 << 63 else d)
+            dims.append(_signed(d))
+        if len(dims) > MAX_DIMS:
+            return None             # the general parser names the fault
         if head[i] != 0x12:
             return None
         type_len, i = _uvarint(head, i + 1)
@@ -268,6 +301,9 @@ def index(f, end: int, *, file=None) -> list[Record]:
             records.append(fast[0])
             pos = fast[1]
             continue
+        if CRC_MAGIC.startswith(head[:len(CRC_MAGIC)]):
+            r.fail(f"a crc_num trailer at offset {pos} is cut short or followed by more bytes "
+                   f"(it is {CRC_TRAILER} bytes and ends the file): truncated or appended to")
         key, after = r.varint(pos, end)            # general path, with every bounds check
         number, wire = key >> 3, key & 7
         if number != 1 or wire != 2:
@@ -290,33 +326,39 @@ def _dtype(tensor_type: str, tag: str, file):
     return found.numpy
 
 
+def check_dims(dims, itemsize: int, nbytes: int, name: str, file, *, what: str,
+               held: str = "the file holds") -> None:
+    """Raise CheckpointError unless ``dims`` (ints) is a shape numpy can build whose elements of
+    ``itemsize`` bytes (dtype ``what``) fill exactly the ``nbytes`` the file holds for ``name``
+    (``held`` says where); so nothing is allocated for a size the file does not back."""
+    dims = list(dims)
+    if len(dims) > MAX_DIMS:
+        raise CheckpointError(f"{name} has {len(dims)} dims; at most {MAX_DIMS} are possible",
+                              file=file)
+    if any(d < 0 for d in dims):
+        raise CheckpointError(f"{name} has negative dims {dims}", file=file)
+    need = itemsize * math.prod(dims)
+    if need != nbytes:
+        raise CheckpointError(f"{name}: {what} with dims {dims} needs {need} bytes but {held} "
+                              f"{nbytes}", file=file)
+    span = itemsize * math.prod(d or 1 for d in dims)
+    if span > MAX_ARRAY_BYTES:
+        raise CheckpointError(f"{name} has dims {dims}: beside the zero dim they span {span} "
+                              f"bytes, more than numpy can address ({MAX_ARRAY_BYTES}); the file "
+                              f"is corrupt", file=file)
+
+
 def _assemble(f, group: list[Record], file):
     """Read one parameter's records (one or more slices) into a fresh array or str."""
     last = group[-1]
     total = sum(rec.nbytes for rec in group)
     if last.tensor_type == STR_TYPE:
-        raw = b"".join(_read_exact(f, rec, file) for rec in group)
-        if last.nbytes % 4:
-            raise CheckpointError(f"str entry {last.tag!r} has {last.nbytes} bytes, not a multiple "
-                                  f"of 4 (UTF-32)", file=file)
-        try:
-            return str(np.frombuffer(raw, f"<U{max(last.nbytes // 4, 1)}")[0]) if raw else ""
-        except (ValueError, IndexError, UnicodeError) as err:
-            raise CheckpointError(f"str entry {last.tag!r} is not valid UTF-32: {err}", file=file) from None
+        return _assemble_str(f, group, total, file)
     np_dtype = _dtype(last.tensor_type, last.tag, file)
-    dims = list(last.dims)
-    if dims == [0]:
-        dims = []
-    if any(d < 0 for d in dims):
-        raise CheckpointError(f"parameter {last.tag!r} has negative dims {dims}", file=file)
-    count = 1
-    for d in dims:
-        count *= d
-    if count * np_dtype.itemsize != total:
-        raise CheckpointError(
-            f"parameter {last.tag!r}: dims {dims} of {last.tensor_type} need "
-            f"{count * np_dtype.itemsize} bytes but the file holds {total}", file=file)
-    out = np.empty(count, np_dtype)
+    dims = [] if list(last.dims) == [0] else list(last.dims)
+    check_dims(dims, np_dtype.itemsize, total, f"parameter {last.tag!r}", file,
+               what=last.tensor_type)
+    out = np.empty(total // np_dtype.itemsize, np_dtype)
     view = memoryview(out.reshape(-1).view(np.uint8))
     pos = 0
     for rec in group:
@@ -326,6 +368,21 @@ def _assemble(f, group: list[Record], file):
             raise CheckpointError(f"parameter {rec.tag!r} is truncated", file=file)
         pos += rec.nbytes
     return out.reshape(dims)
+
+
+def _assemble_str(f, group: list[Record], total: int, file) -> str:
+    """A str entry: its records' bytes as UTF-32-LE, trailing NULs dropped (as numpy's ``<U``)."""
+    tag = group[-1].tag
+    if total % 4:
+        raise CheckpointError(f"str entry {tag!r} has {total} bytes, not a multiple of 4 "
+                              f"(UTF-32)", file=file)
+    raw = b"".join(_read_exact(f, rec, file) for rec in group)
+    try:        # surrogatepass: numpy (and so MindSpore and save_checkpoint) writes lone surrogates
+        return raw.decode("utf-32-le", "surrogatepass").rstrip("\0")
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"str entry {tag!r} is not valid UTF-32: code point "
+                              f"{raw[err.start:err.start + 4][::-1].hex()} at byte {err.start} "
+                              f"({err.reason}); the file is corrupt", file=file) from None
 
 
 def _read_exact(f, rec: Record, file) -> bytes:

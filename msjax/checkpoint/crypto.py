@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from msjax.common.untrusted import reading
 from msjax.errors import CheckpointError
 
 __all__ = ["MODES", "BLOCK_SIZE", "encrypt", "decrypt", "write_encrypted", "decrypt_file",
@@ -58,6 +59,7 @@ MODES = {m.name: m for m in (
     _Mode("SM4-CBC", 0x7F3A5EDA, algorithms.SM4, (16,), gcm=False),
 )}
 _BY_MAGIC = {m.magic: m for m in MODES.values()}
+_WHAT = "encrypted checkpoint"
 _WRONG_KEY = "decryption failed: wrong dec_key or dec_mode, or the file was tampered with"
 
 
@@ -301,12 +303,18 @@ def iter_decrypt(f, key: bytes, mode: str = "AES-GCM", *, file=None) -> Iterator
     """
     spec, key = _setup(key, mode, file)
     r = _Reader(f, file)
-    for tag, iv, cipher_len in _block_headers(r, spec):
-        cipher = bytearray(cipher_len)
-        r.readinto(memoryview(cipher), "ciphertext")
-        out = bytearray(cipher_len + 16)
-        del out[_decrypt_block_into(spec, key, tag, iv, cipher, out, r):]
-        yield out
+    blocks = _block_headers(r, spec)
+    while True:
+        with reading(file, CheckpointError, _WHAT):
+            header = next(blocks, None)
+            if header is None:
+                return
+            tag, iv, cipher_len = header
+            cipher = bytearray(cipher_len)
+            r.readinto(memoryview(cipher), "ciphertext")
+            out = bytearray(cipher_len + 16)
+            del out[_decrypt_block_into(spec, key, tag, iv, cipher, out, r):]
+        yield out                   # outside the guard: the consumer's errors stay its own
 
 
 def decrypt_file(f, key: bytes, mode: str = "AES-GCM", *, file=None) -> bytearray:
@@ -322,14 +330,15 @@ def decrypt_file(f, key: bytes, mode: str = "AES-GCM", *, file=None) -> bytearra
     r = _Reader(f, file)
     if r.left is None:
         return bytearray(b"".join(iter_decrypt(f, key, mode, file=file)))
-    out = bytearray(r.left + 16)            # plaintext <= ciphertext <= what the file holds
-    cipher = bytearray(min(r.left, _MAX_CIPHER_LEN))
-    pos = 0
-    with memoryview(out) as view, memoryview(cipher) as cview:
-        for tag, iv, cipher_len in _block_headers(r, spec):
-            r.readinto(cview[:cipher_len], "ciphertext")
-            pos += _decrypt_block_into(spec, key, tag, iv, cview[:cipher_len], view[pos:], r)
-    del out[pos:]
+    with reading(file, CheckpointError, _WHAT):
+        out = bytearray(r.left + 16)        # plaintext <= ciphertext <= what the file holds
+        cipher = bytearray(min(r.left, _MAX_CIPHER_LEN))
+        pos = 0
+        with memoryview(out) as view, memoryview(cipher) as cview:
+            for tag, iv, cipher_len in _block_headers(r, spec):
+                r.readinto(cview[:cipher_len], "ciphertext")
+                pos += _decrypt_block_into(spec, key, tag, iv, cview[:cipher_len], view[pos:], r)
+        del out[pos:]
     return out
 
 
@@ -339,6 +348,8 @@ def decrypt(data, key: bytes, mode: str = "AES-GCM", *, file=None) -> bytes:
     >>> decrypt(encrypt(b"abc", b"0123456789abcdef"), b"0123456789abcdef")
     b'abc'
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"decrypt: data must be bytes, got {type(data).__name__}")
     return bytes(decrypt_file(io.BytesIO(data), key, mode, file=file))
 
 

@@ -17,14 +17,18 @@ from __future__ import annotations
 import binascii
 import json
 import os
+import reprlib
 import struct
+import sys
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
+from msjax.checkpoint.codec import check_dims
 from msjax.common import dtype as mstype
+from msjax.common.untrusted import reading
 from msjax.errors import CheckpointError
 
 __all__ = ["save", "load", "read_metadata", "MS_METADATA"]
@@ -32,6 +36,8 @@ __all__ = ["save", "load", "read_metadata", "MS_METADATA"]
 MS_METADATA = {"format": "ms"}
 _MAX_ZERO_CRC = 1 << 30            # see _crc: MindSpore would allocate this many zero bytes
 _MAX_HEADER = 100_000_000          # the safetensors library's MAX_HEADER_SIZE
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
 # The library's Dtype enum order (its files list tensors by descending rank, then by name).
 _RANK = {code: i for i, code in enumerate(
     ("BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "F32",
@@ -132,41 +138,38 @@ def _read_header(f, file):
     if n > _MAX_HEADER or n > size - 8:
         raise CheckpointError(f"safetensors header length {n} is impossible for a file of {size} "
                               "bytes: the file is truncated or not safetensors", file=file)
-    try:
-        header = json.loads(f.read(n).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"safetensors header is not valid JSON: {e}", file=file) from None
+    header = _parse_json(f.read(n), file)
     if not isinstance(header, dict):
         raise CheckpointError("safetensors header is not a JSON object", file=file)
     return header, 8 + n, size - 8 - n
 
 
+def _parse_json(raw, file):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"safetensors header is not valid JSON: not UTF-8 ({e.reason} at "
+                              f"byte {8 + e.start})", file=file) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise CheckpointError("safetensors header nests JSON deeper than Python's parser "
+                              f"follows (about {sys.getrecursionlimit()} levels; a real header "
+                              "nests 3): the file is corrupt or not safetensors",
+                              file=file) from None
+    except ValueError as e:     # JSONDecodeError, or an integer of over 4300 digits
+        raise CheckpointError(f"safetensors header is not valid JSON: {e}", file=file) from None
+
+
+def _short(value) -> str:
+    """A bounded repr of a JSON value from a file (which may be huge or deeply nested)."""
+    return _REPR.repr(value)
+
+
 def _entries(header, data_len, file):
     """Validated (name, numpy dtype, shape, begin, end) in file order."""
-    entries = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            code, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-            ok = (all(type(d) is int and d >= 0 for d in shape) and type(begin) is int
-                  and type(end) is int)
-        except (TypeError, KeyError, ValueError):
-            ok = False
-        if not ok:
-            raise CheckpointError(f"tensor {name!r} has a malformed safetensors entry {info!r}",
-                                  file=file)
-        found = mstype.BY_SAFETENSORS.get(code)
-        if found is None:
-            raise CheckpointError(f"tensor {name!r} has unknown safetensors dtype {code!r}",
-                                  file=file)
-        dtype = found.numpy
-        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        if end - begin != nbytes:
-            raise CheckpointError(f"tensor {name!r}: data_offsets [{begin}, {end}] hold "
-                                  f"{end - begin} bytes, but {code} {shape} needs {nbytes}",
-                                  file=file)
-        entries.append((name, dtype, tuple(shape), begin, end))
+    entries = [_entry(name, info, file) for name, info in header.items()
+               if name != "__metadata__"]
     entries.sort(key=lambda e: (e[3], e[4]))
     at = 0
     for name, _, _, begin, end in entries:
@@ -178,6 +181,36 @@ def _entries(header, data_len, file):
         raise CheckpointError(f"safetensors data holds {data_len} bytes but the tensors cover "
                               f"{at}: the file is truncated or has trailing bytes", file=file)
     return entries
+
+
+def _is_count(value) -> bool:
+    return type(value) is int and value >= 0      # not bool, not float
+
+
+def _entry(name, info, file):
+    """One tensor's (name, numpy dtype, shape, begin, end), every field checked."""
+    def bad(fact):
+        raise CheckpointError(f"tensor {name!r} has a malformed safetensors entry: {fact}; got "
+                              f"{_short(info)}", file=file)
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+        bad("it must be an object with dtype, shape and data_offsets")
+    code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if type(code) is not str:
+        bad("dtype must be a string such as \"F32\"")
+    if type(shape) is not list or not all(map(_is_count, shape)):
+        bad("shape must be a list of non-negative integers")
+    if type(offsets) is not list or len(offsets) != 2 or not all(map(_is_count, offsets)):
+        bad("data_offsets must be [begin, end], two non-negative integers")
+    found = mstype.BY_SAFETENSORS.get(code)
+    if found is None:
+        raise CheckpointError(f"tensor {name!r} has unknown safetensors dtype {_short(code)}",
+                              file=file)
+    begin, end = offsets
+    if end < begin:
+        bad(f"data_offsets end {end} lies before begin {begin}")
+    check_dims(shape, found.numpy.itemsize, end - begin, f"tensor {name!r}", file, what=code,
+               held=f"its data_offsets [{begin}, {end}] hold")
+    return name, found.numpy, tuple(shape), begin, end
 
 
 def _selector(names):
@@ -212,41 +245,69 @@ def load(path, *, names: Callable[[str], bool] | Collection[str] | None = None,
     """
     file = os.fspath(path)
     wanted = _selector(names)
-    try:
-        f = open(file, "rb")
-    except OSError as e:
-        raise CheckpointError(f"cannot open safetensors file: {e.strerror}", file=file) from None
-    with f:
-        header, start, data_len = _read_header(f, file)
-        entries = _entries(header, data_len, file)
-        crc, loaded = 0, {}
-        # MindSpore's CRC runs over the tensors in name order; without it, read in file order
-        order = sorted(entries, key=lambda e: e[0]) if crc_check else entries
-        for name, dtype, shape, begin, end in order:
-            selected = wanted(name)
-            if not (selected or crc_check):
-                continue
-            array = np.empty(shape, dtype)
-            if end > begin:
-                f.seek(start + begin)
-                _read_exact(f, _raw(array), file, name)
-            if crc_check:
-                crc = _crc([(name, array)], crc, file)
-            if selected:
-                loaded[name] = array
-    if crc_check:
-        _check_crc(header.get("__metadata__") or {}, crc, file)
+    with _open(file) as f:
+        with reading(file, CheckpointError, "safetensors file"):
+            header, start, data_len = _read_header(f, file)
+            meta = _metadata(header, file)
+            entries = _entries(header, data_len, file)
+        chosen = {e[0] for e in entries if wanted(e[0])}    # the caller's predicate, unguarded
+        with reading(file, CheckpointError, "safetensors file"):
+            loaded = _read_tensors(f, start, entries, chosen, crc_check, meta, file)
     return OrderedDict((e[0], loaded[e[0]]) for e in entries if e[0] in loaded)
+
+
+def _read_tensors(f, start, entries, chosen, crc_check, meta, file) -> dict:
+    """name -> array for the ``chosen`` entries (``crc_check``: read all, verify crc_num)."""
+    crc, loaded = 0, {}
+    # MindSpore's CRC runs over the tensors in name order; without it, read in file order
+    order = sorted(entries, key=lambda e: e[0]) if crc_check else entries
+    for name, dtype, shape, begin, end in order:
+        selected = name in chosen
+        if not (selected or crc_check):
+            continue
+        array = np.empty(shape, dtype)
+        if end > begin:
+            f.seek(start + begin)
+            _read_exact(f, _raw(array), file, name)
+        if crc_check:
+            crc = _crc([(name, array)], crc, file)
+        if selected:
+            loaded[name] = array
+    if crc_check:
+        _check_crc(meta, crc, file)
+    return loaded
 
 
 def _check_crc(meta, crc, file):
     if "crc_num" not in meta:
         warnings.warn(f"{file}: crc_check=True but the safetensors file has no crc_num",
-                      stacklevel=3)
+                      stacklevel=4)
         return
-    if str(crc) != str(meta["crc_num"]):
-        raise CheckpointError(f"CRC check failed: stored crc_num {meta['crc_num']}, computed "
-                              f"{crc}; the file is damaged", file=file)
+    if meta["crc_num"] != str(crc):
+        raise CheckpointError(f"CRC check failed: stored crc_num {_short(meta['crc_num'])}, "
+                              f"computed {crc}; the file is damaged", file=file)
+
+
+def _metadata(header, file) -> dict:
+    """The header's ``__metadata__``, checked: absent or null gives {}, else it maps str to str."""
+    meta = header.get("__metadata__")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"safetensors __metadata__ is not a JSON object: {_short(meta)}",
+                              file=file)
+    for key, value in meta.items():
+        if type(value) is not str:
+            raise CheckpointError(f"safetensors __metadata__ maps {key!r} to {_short(value)}; "
+                                  "metadata values must be strings", file=file)
+    return meta
+
+
+def _open(file):
+    try:
+        return open(file, "rb")
+    except OSError as e:
+        raise CheckpointError(f"cannot open safetensors file: {e.strerror}", file=file) from None
 
 
 def read_metadata(path) -> dict:
@@ -256,9 +317,6 @@ def read_metadata(path) -> dict:
     {'format': 'ms'}
     """
     file = os.fspath(path)
-    with open(file, "rb") as f:
+    with reading(file, CheckpointError, "safetensors file"), _open(file) as f:
         header, _, _ = _read_header(f, file)
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise CheckpointError("safetensors __metadata__ is not a JSON object", file=file)
-    return meta
+        return _metadata(header, file)

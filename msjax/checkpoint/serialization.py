@@ -260,26 +260,59 @@ def _selector(specify_prefix, filter_prefix, choice_func):
 
 
 class _Memory:
-    """Seekable read-only view over decrypted bytes, with the file API the codec uses."""
+    """Seekable read-only view over decrypted bytes, with the file API the codec uses; positions
+    past the end read as empty, as a file's do."""
 
     def __init__(self, data):
         self.view, self.pos = memoryview(data), 0
 
     def seek(self, pos, whence=0):
-        self.pos = pos if whence == 0 else len(self.view) + pos if whence == 2 else self.pos + pos
+        base = {0: 0, 1: self.pos, 2: len(self.view)}[whence]
+        if base + pos < 0:
+            raise ValueError(f"negative seek position {base + pos}")
+        self.pos = base + pos
         return self.pos
 
     def read(self, n=-1):
-        end = len(self.view) if n < 0 else min(self.pos + n, len(self.view))
-        data = bytes(self.view[self.pos:end])
-        self.pos = end
-        return data
+        start = min(self.pos, len(self.view))
+        end = len(self.view) if n is None or n < 0 else min(start + n, len(self.view))
+        self.pos = max(self.pos, end)
+        return bytes(self.view[start:end])
 
     def readinto(self, out):
-        n = min(len(out), len(self.view) - self.pos)
-        out[:n] = self.view[self.pos:self.pos + n]
-        self.pos += n
+        start = min(self.pos, len(self.view))
+        n = min(len(out), len(self.view) - start)
+        out[:n] = self.view[start:start + n]
+        self.pos = start + n if n else self.pos
         return n
+
+
+def _open_source(f, path, dec_key, dec_mode):
+    """(source, size): ``f`` itself, or its decrypted bytes; an encrypted file needs ``dec_key``."""
+    size = codec.file_size(f)
+    mode = codec.cipher_mode(f.read(4))
+    f.seek(0)
+    if dec_key is not None:
+        from msjax.checkpoint import crypto
+        source = _Memory(crypto.decrypt_file(f, dec_key, dec_mode, file=path))
+        return source, len(source.view)
+    if mode is not None:
+        raise CheckpointError(f"the file is encrypted ({mode} framing); pass dec_key= and "
+                              f"dec_mode='{mode}'", file=path)
+    return f, size
+
+
+def _check_crc(source, end, stored, path):
+    if stored is None:
+        warnings.warn(f"{path}: crc_check=True but the file has no crc_num trailer", stacklevel=4)
+        return
+    if stored > 0xFFFFFFFF:
+        raise CheckpointError(f"the crc_num trailer holds {stored}, which is no CRC32 (over 32 "
+                              f"bits); the trailer is corrupt", file=path)
+    computed = codec.crc_of(source, end)
+    if computed != stored:
+        raise CheckpointError(f"CRC check failed: stored {stored}, computed {computed}; the "
+                              f"file is damaged", file=path)
 
 
 def _read_ckpt(path, select, dec_key, dec_mode, crc_check):
@@ -288,31 +321,12 @@ def _read_ckpt(path, select, dec_key, dec_mode, crc_check):
     except OSError as err:
         raise CheckpointError(f"cannot open checkpoint: {err.strerror}", file=path) from None
     with f:
-        size = codec.file_size(f)
-        mode = codec.cipher_mode(f.read(4))
-        f.seek(0)
-        if dec_key is not None:
-            from msjax.checkpoint import crypto
-            source = _Memory(crypto.decrypt_file(f, dec_key, dec_mode, file=path))
-            size = len(source.view)
-        elif mode is not None:
-            raise CheckpointError(f"the file is encrypted ({mode} framing); pass dec_key= and "
-                                  f"dec_mode='{mode}'", file=path)
-        else:
-            source = f
+        source, size = _open_source(f, path, dec_key, dec_mode)
         end, stored = codec.data_end(source, size)
-        if crc_check and stored is None:
-            warnings.warn(f"{path}: crc_check=True but the file has no crc_num trailer", stacklevel=3)
-        if crc_check and stored is not None:
-            computed = codec.crc_of(source, end)
-            if computed != stored:
-                raise CheckpointError(f"CRC check failed: stored {stored}, computed {computed}; the "
-                                      f"file is damaged", file=path)
+        if crc_check:
+            _check_crc(source, end, stored, path)
         types = {}
-        try:
-            named = codec.read_records(source, end, select=select, file=path, types=types)
-        except MemoryError:
-            raise CheckpointError("not enough memory to load the checkpoint", file=path) from None
+        named = codec.read_records(source, end, select=select, file=path, types=types)
     return named, types
 
 
@@ -323,11 +337,27 @@ def _to_parameters(named, types, path):
             out[name] = value
             continue
         meta = {"ckpt_file": path}
-        tensor_type = types.get(name)
-        if tensor_type and mstype.BY_CKPT[tensor_type] is not mstype.from_numpy(value.dtype):
-            meta[_TYPE_META] = tensor_type
+        stored = _stored_type(name, value, types.get(name), path)
+        if stored is not None and stored is not mstype.from_numpy(value.dtype):
+            meta[_TYPE_META] = stored.ckpt
         out[name] = Parameter(value, name=name, **meta)
     return out
+
+
+def _stored_type(name, value, tensor_type, path):
+    """The msjax type the file declares for ``value`` (None: none declared); it must be stored
+    as ``value``'s numpy dtype (Int4: one int8 byte per element)."""
+    if not tensor_type:
+        return None
+    stored = mstype.BY_CKPT.get(tensor_type)
+    if stored is None:
+        raise CheckpointError(f"parameter {name!r} has unknown tensor_type {tensor_type!r}",
+                              file=path)
+    if stored.numpy != value.dtype:
+        raise CheckpointError(f"parameter {name!r} is marked {tensor_type}, which is stored as "
+                              f"{stored.numpy}, but its data is {value.dtype}; the file's "
+                              f"metadata contradicts its data", file=path)
+    return stored
 
 
 def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=None, dec_key=None,
@@ -359,21 +389,48 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
     path = os.path.realpath(path)
     if not os.path.isfile(path):
         raise CheckpointError("checkpoint file does not exist", file=path)
-    select = _selector(specify_prefix, filter_prefix, choice_func)
-    if format == "safetensors":
-        if dec_key is not None or dec_mode != "AES-GCM":
-            raise ValueError("For 'load_checkpoint', format='safetensors' takes no dec_key/dec_mode")
-        from msjax.checkpoint import safetensors_format
-        named = safetensors_format.load(path, names=select, crc_check=crc_check)
-        meta = safetensors_format.read_metadata(path)
-        named = OrderedDict((k, named[k]) for k in sorted(named))
-        types = {k: "Int4" for k in named if meta.get(k) == "Int4"}
-    else:
-        named, types = _read_ckpt(path, select, dec_key, dec_mode, crc_check)
-    if not named:
-        raise CheckpointError("the loaded parameter dict is empty (empty file, or filter_prefix/"
-                              "specify_prefix/choice_func selected nothing)", file=path)
-    parameter_dict = _to_parameters(named, types, path)
+    from msjax.common.untrusted import reading
+    select = _shielded(_selector(specify_prefix, filter_prefix, choice_func))
+    if format == "safetensors" and (dec_key is not None or dec_mode != "AES-GCM"):
+        raise ValueError("For 'load_checkpoint', format='safetensors' takes no dec_key/dec_mode")
+    try:
+        with reading(path, CheckpointError, "checkpoint"):
+            if format == "safetensors":
+                named, types = _read_safetensors(path, select, crc_check)
+            else:
+                named, types = _read_ckpt(path, select, dec_key, dec_mode, crc_check)
+            if not named:
+                raise CheckpointError("the loaded parameter dict is empty (empty file, or "
+                                      "filter_prefix/specify_prefix/choice_func selected "
+                                      "nothing)", file=path)
+            parameter_dict = _to_parameters(named, types, path)
+    except _CallerError as err:
+        raise err.__cause__ from None
     if net is not None:
         load_param_into_net(net, parameter_dict, strict_load, _file=path)
     return parameter_dict
+
+
+class _CallerError(Exception):
+    """Carries what the caller's ``choice_func`` raised past the malformed-file guard."""
+
+
+def _shielded(select):
+    """``select``, whose own exceptions are not mistaken for a malformed file."""
+    if select is None:
+        return None
+
+    def call(name):
+        try:
+            return select(name)
+        except Exception as err:
+            raise _CallerError() from err
+    return call
+
+
+def _read_safetensors(path, select, crc_check):
+    from msjax.checkpoint import safetensors_format
+    named = safetensors_format.load(path, names=select, crc_check=crc_check)
+    meta = safetensors_format.read_metadata(path)
+    named = OrderedDict((k, named[k]) for k in sorted(named))
+    return named, {k: "Int4" for k in named if meta.get(k) == "Int4"}
