@@ -47,8 +47,14 @@ class Mutated:
         return data
 
 
+_MAPS = {}
+
+
 def _is_map(fd):
-    return fd.type == FD.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry
+    found = _MAPS.get(fd)
+    if found is None:
+        found = _MAPS[fd] = fd.type == FD.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry
+    return found
 
 
 def _repeated(fd):
@@ -80,10 +86,10 @@ def messages(msg) -> list:
     return out
 
 
-def strings(msg) -> list:
-    """Every string value in the tree (names, op types, inputs): the crossover pool."""
+def strings(tree) -> list:
+    """Every string value in ``tree`` (names, op types, inputs): the crossover pool."""
     pool = []
-    for m in messages(msg):
+    for m in tree:
         for fd, value in m.ListFields():
             if fd.type == FD.TYPE_STRING and not _is_map(fd):
                 pool.extend(value if _repeated(fd) else [value])
@@ -288,10 +294,12 @@ def mutate(rng, message, tokens=(), rounds=None) -> tuple[Mutated, str]:
     """Apply 1-3 field mutations to ``message`` (in place); return (Mutated, note)."""
     m = Mutated(message)
     tokens = list(tokens)
-    pool = strings(message)
+    tree = messages(message)
+    pool = strings(tree)
     notes = []
-    for _ in range(rounds or rng.choice([1, 1, 1, 2, 3])):
-        tree = messages(message)
+    for round_ in range(rounds or rng.choice([1, 1, 1, 2, 3])):
+        if round_:
+            tree = messages(message)         # the last edit may have moved or dropped messages
         for _attempt in range(20):
             target = rng.choice(tree)
             set_fields = [fd for fd, _ in target.ListFields()]
