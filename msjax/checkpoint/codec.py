@@ -13,7 +13,6 @@ array([1., 1.], dtype=float32)
 from __future__ import annotations
 
 import io
-import math
 import os
 import zlib
 from collections import OrderedDict
@@ -22,7 +21,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from msjax.common import dtype as mstype
-from msjax.common.untrusted import MAX_DIMS
+from msjax.common.untrusted import MAX_DIMS, shape_nbytes
 from msjax.errors import CheckpointError
 
 #: MindSpore cuts a tensor's bytes into records of at most this many bytes (512 MiB)
@@ -36,7 +35,6 @@ CIPHER_MAGIC = {b"\xd8\x5e\x3a\x7f": "AES-GCM", b"\xd9\x5e\x3a\x7f": "AES-CBC",
 _U64 = 1 << 64                      # protobuf varints carry at most 64 bits
 #: numpy's limit on an array's bytes, counting only its non-zero dims (numpy checks those even
 #: when a zero dim makes the array empty)
-MAX_ARRAY_BYTES = np.iinfo(np.intp).max
 
 
 # --------------------------------------------------------------------------- encoding
@@ -331,21 +329,10 @@ def check_dims(dims, itemsize: int, nbytes: int, name: str, file, *, what: str,
     """Raise CheckpointError unless ``dims`` (ints) is a shape numpy can build whose elements of
     ``itemsize`` bytes (dtype ``what``) fill exactly the ``nbytes`` the file holds for ``name``
     (``held`` says where); so nothing is allocated for a size the file does not back."""
-    dims = list(dims)
-    if len(dims) > MAX_DIMS:
-        raise CheckpointError(f"{name} has {len(dims)} dims; at most {MAX_DIMS} are possible",
-                              file=file)
-    if any(d < 0 for d in dims):
-        raise CheckpointError(f"{name} has negative dims {dims}", file=file)
-    need = itemsize * math.prod(dims)
+    need = shape_nbytes(dims, itemsize, name, CheckpointError, file)
     if need != nbytes:
-        raise CheckpointError(f"{name}: {what} with dims {dims} needs {need} bytes but {held} "
-                              f"{nbytes}", file=file)
-    span = itemsize * math.prod(d or 1 for d in dims)
-    if span > MAX_ARRAY_BYTES:
-        raise CheckpointError(f"{name} has dims {dims}: beside the zero dim they span {span} "
-                              f"bytes, more than numpy can address ({MAX_ARRAY_BYTES}); the file "
-                              f"is corrupt", file=file)
+        raise CheckpointError(f"{name}: {what} with dims {list(dims)} needs {need} bytes but "
+                              f"{held} {nbytes}", file=file)
 
 
 def _assemble(f, group: list[Record], file):
