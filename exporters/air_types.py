@@ -53,15 +53,19 @@ def ge_dtype(np_dtype) -> int:
     return GE_DTYPE[t]
 
 
-def numpy_from_proto(code: int) -> np.dtype:
+def numpy_from_proto(code: int, *, where="", file=None) -> np.dtype:
+    """numpy dtype of a ge_ir.proto ``DataType``; ``where`` and ``file`` name it in errors."""
     if code not in _FROM_PROTO:
-        raise ExportError(f"graph-engine DataType {code} is not supported")
+        raise ExportError(f"{where + ': ' if where else ''}graph-engine DataType {code} is not "
+                          f"supported (known: {sorted(_FROM_PROTO)})", file=file)
     return _FROM_PROTO[code].numpy
 
 
-def numpy_from_ge(code: int) -> np.dtype:
+def numpy_from_ge(code: int, *, where="", file=None) -> np.dtype:
+    """numpy dtype of a C++ ``ge::DataType`` attribute value (Cast's ``dst_type``)."""
     if code not in _FROM_GE:
-        raise ExportError(f"ge::DataType {code} is not supported")
+        raise ExportError(f"{where + ': ' if where else ''}ge::DataType {code} is not supported "
+                          f"(known: {sorted(_FROM_GE)})", file=file)
     return _FROM_GE[code].numpy
 
 

@@ -11,6 +11,8 @@ graph runs jitted.
 """
 from __future__ import annotations
 
+import math
+import os
 from collections import OrderedDict
 
 import jax
@@ -19,8 +21,10 @@ import numpy as np
 from jax import lax
 
 from exporters.air_types import numpy_from_ge, numpy_from_proto
+from exporters.mindir_format import array_shape
 from exporters.protofile import read_message
 from msjax._proto import ge_ir_pb2
+from msjax.common.untrusted import MAX_DIMS, reading
 from msjax.errors import ExportError
 
 __all__ = ["load", "read_model", "AirGraph", "OPS"]
@@ -28,39 +32,50 @@ __all__ = ["load", "read_model", "AirGraph", "OPS"]
 
 def read_model(file_name) -> ge_ir_pb2.ModelDef:
     """Parse ``file_name`` as a ge_ir ``ModelDef``."""
-    model = read_message(file_name, ge_ir_pb2.ModelDef, "an AIR file")
+    with reading(os.fspath(file_name), ExportError, "AIR file"):
+        model = read_message(file_name, ge_ir_pb2.ModelDef, "an AIR file")
     if not model.graph:
-        raise ExportError(f"{file_name}: AIR file holds no graph")
+        raise ExportError("AIR file holds no graph", file=file_name)
     return model
 
 
-def attr_value(attr: ge_ir_pb2.AttrDef):
+def attr_value(attr: ge_ir_pb2.AttrDef, *, where="", file=None):
     """The Python value of an ``AttrDef`` (lists as lists, tensors as numpy arrays)."""
     kind = attr.WhichOneof("value")
     if kind == "s":
-        return attr.s.decode()
+        return _text(attr.s, where, file)
     if kind in ("i", "f", "b", "dt"):
         return getattr(attr, kind)
     if kind == "t":
-        return tensor_value(attr.t)
+        return tensor_value(attr.t, where=where, file=file)
     if kind == "list":
         lv = attr.list
         for field in ("i", "f", "b", "dt"):
             if len(getattr(lv, field)):
                 return list(getattr(lv, field))
         if len(lv.s):
-            return [s.decode() for s in lv.s]
+            return [_text(s, where, file) for s in lv.s]
         return []
     return None
 
 
-def tensor_value(t: ge_ir_pb2.TensorDef) -> np.ndarray:
-    dt = np.dtype(numpy_from_proto(t.desc.dtype)).newbyteorder("<")
-    shape = tuple(t.desc.shape.dim)
-    array = np.frombuffer(t.data, dtype=dt)
-    if array.size != int(np.prod(shape, dtype=np.int64)):
-        raise ExportError(f"Const tensor {t.desc.name!r}: {len(t.data)} bytes do not fill shape {shape}")
-    return array.reshape(shape).astype(dt.newbyteorder("="))
+def _text(raw: bytes, where, file) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ExportError(f"{where}: string {raw[:40]!r} is not valid UTF-8", file=file) from None
+
+
+def tensor_value(t: ge_ir_pb2.TensorDef, *, where="", file=None) -> np.ndarray:
+    """A ``TensorDef``'s data as numpy; its bytes must fill the shape its desc declares exactly."""
+    where = where or f"Const tensor {t.desc.name!r}"
+    dt = np.dtype(numpy_from_proto(t.desc.dtype, where=where, file=file)).newbyteorder("<")
+    shape = array_shape(t.desc.shape.dim, dt, len(t.data), where, file)
+    need = math.prod(shape) * dt.itemsize
+    if len(t.data) != need:
+        raise ExportError(f"{where}: {len(t.data)} bytes do not fill shape {list(shape)} of {dt.name} "
+                          f"({need} bytes)", file=file)
+    return np.frombuffer(t.data, dtype=dt).reshape(shape).astype(dt.newbyteorder("="))
 
 
 # ------------------------------------------------------------------ op semantics
@@ -194,20 +209,75 @@ class AirGraph:
         missing = sorted({op.type for op in self.ops if op.type not in OPS
                           and op.type not in ("Data", "Const", "NetOutput")})
         if missing:
-            raise ExportError(f"{self.file_name}: AIR reader has no semantics for op type(s) {missing}")
-        self.consts = OrderedDict((op.name, tensor_value(op.attr["value"].t))
-                                  for op in self.ops if op.type == "Const")
+            raise ExportError(f"AIR reader has no semantics for op type(s) {missing}", file=self.file_name)
+        self._attrs = [self._op_attrs(op) for op in self.ops]
+        self.consts = OrderedDict((op.name, self._const(op)) for op in self.ops if op.type == "Const")
         self.parameters = self.consts
-        self.inputs = [(op.name, tuple(op.output_desc[0].shape.dim),
-                        numpy_from_proto(op.output_desc[0].dtype)) for op in self.ops if op.type == "Data"]
+        self.inputs = [self._data_spec(op) for op in self.ops if op.type == "Data"]
+        self._check_data_indices()
+        self._check_references()
         self._run = jax.jit(self._interpret) if jit else self._interpret
+
+    def _op_attrs(self, op):
+        """An op's attributes as Python values (private "_" ones and a Const's value left out)."""
+        return {k: attr_value(v, where=f"op {op.name} attribute {k}", file=self.file_name)
+                for k, v in op.attr.items() if not k.startswith("_") and k != "value"}
+
+    def _const(self, op):
+        where = f"Const {op.name}"
+        if "value" not in op.attr or op.attr["value"].WhichOneof("value") != "t":
+            raise ExportError(f"{where} has no tensor 'value' attribute", file=self.file_name)
+        return tensor_value(op.attr["value"].t, where=where, file=self.file_name)
+
+    def _data_spec(self, op):
+        """(name, shape, dtype) of a Data op, from its one output_desc."""
+        where = f"Data op {op.name}"
+        if not op.output_desc:
+            raise ExportError(f"{where} has no output_desc; it must describe the input's shape and "
+                              f"dtype", file=self.file_name)
+        desc = op.output_desc[0]
+        shape = tuple(desc.shape.dim)
+        if len(shape) > MAX_DIMS or any(d < -2 for d in shape):
+            raise ExportError(f"{where} declares shape {list(shape)}; dims are sizes, -1 (dynamic) or "
+                              f"-2 (dynamic rank), at most {MAX_DIMS} of them", file=self.file_name)
+        return op.name, shape, numpy_from_proto(desc.dtype, where=where, file=self.file_name)
+
+    def _check_data_indices(self):
+        for op, attrs in zip(self.ops, self._attrs):
+            index = attrs.get("index", 0)
+            if op.type == "Data" and (type(index) is not int or not 0 <= index < len(self.inputs)):
+                raise ExportError(f"Data op {op.name} has index {index!r}; the graph has "
+                                  f"{len(self.inputs)} input(s), so it must be 0..{len(self.inputs) - 1}",
+                                  file=self.file_name)
+
+    def _check_references(self):
+        """Every input is '<earlier op>:<output index>' (or a ':-1' control edge), so one pass in
+        file order defines each value before it is read; undefined names and cycles fail here."""
+        defined = set()
+        for op in self.ops:
+            for name in op.input:
+                self._check_reference(name, defined, f"op {op.name} ({op.type})")
+            defined.add(op.name)
+        if not any(op.type == "NetOutput" for op in self.ops):
+            for name in self.graph.output:
+                self._check_reference(name, defined, "graph output")
+
+    def _check_reference(self, name, defined, reader):
+        producer, _, index = name.rpartition(":")
+        if index == "-1":                      # a control edge: ordering only, no value
+            return
+        if not index.isdigit() or not producer:
+            raise ExportError(f"{reader} reads {name!r}, which is not '<op name>:<output index>'",
+                              file=self.file_name)
+        if producer not in defined:
+            raise ExportError(f"{reader} reads {name!r}, but no earlier op is named {producer!r} "
+                              f"(a missing op or a cycle)", file=self.file_name)
 
     def _interpret(self, *inputs):
         env = {}
         results = None
-        for op in self.ops:
-            attrs = {k: attr_value(v) for k, v in op.attr.items() if not k.startswith("_")}
-            args = [env[i] for i in op.input if not i.endswith(":-1")]
+        for op, attrs in zip(self.ops, self._attrs):
+            args = [self._value(env, i, op) for i in op.input if not i.endswith(":-1")]
             if op.type == "Data":
                 out = inputs[attrs.get("index", 0)]
             elif op.type == "Const":
@@ -216,19 +286,31 @@ class AirGraph:
                 results = tuple(args)
                 continue
             else:
-                attrs.pop("value", None)
-                try:
-                    out = OPS[op.type](*args, **attrs)
-                except ExportError:
-                    raise
-                except Exception as exc:
-                    raise ExportError(f"{self.file_name}: op {op.name} ({op.type}) failed: {exc}") from exc
+                out = self._apply(op, args, attrs)
             outs = out if isinstance(out, tuple) else (out,)
             for i, value in enumerate(outs):
                 env[f"{op.name}:{i}"] = value
         if results is None:
-            results = tuple(env[o] for o in self.graph.output)
+            results = tuple(self._value(env, o, None) for o in self.graph.output)
         return results
+
+    def _value(self, env, name, op):
+        try:
+            return env[name]
+        except KeyError:
+            reader = "graph output" if op is None else f"op {op.name} ({op.type})"
+            raise ExportError(f"{reader} reads {name!r}, an output its producer does not have",
+                              file=self.file_name) from None
+
+    def _apply(self, op, args, attrs):
+        try:
+            return OPS[op.type](*args, **attrs)
+        except ExportError as exc:
+            if exc.file is not None:
+                raise
+            raise ExportError(f"op {op.name} ({op.type}): {exc}", file=self.file_name) from exc
+        except Exception as exc:
+            raise ExportError(f"op {op.name} ({op.type}) failed: {exc}", file=self.file_name) from exc
 
     def __call__(self, *inputs):
         if len(inputs) != len(self.inputs):
@@ -239,4 +321,7 @@ class AirGraph:
 
 def load(file_name, *, jit=True) -> AirGraph:
     """Read an AIR file and return its main graph as a runnable ``AirGraph``."""
-    return AirGraph(read_model(file_name), file_name, jit=jit)
+    file_name = os.fspath(file_name)
+    model = read_model(file_name)
+    with reading(file_name, ExportError, "AIR file"):
+        return AirGraph(model, file_name, jit=jit)

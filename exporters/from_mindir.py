@@ -13,6 +13,7 @@ monads) is evaluated as identity/no-op.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from jax import lax
 from exporters.protofile import read_message
 from exporters.mindir_format import BY_TYPE_ID, MONAD, decode_tensor, decode_value, numpy_dtype
 from msjax._proto import mind_ir_pb2 as pb
+from msjax.common.untrusted import MAX_DIMS, reading
 from msjax.errors import ExportError, UnsupportedOpError
 
 __all__ = ["read", "load", "run", "MindIRGraph", "OPS"]
@@ -60,53 +62,125 @@ class MindIRGraph:
 def read(file_name) -> MindIRGraph:
     """Decode a MINDIR file; raise ExportError naming the file when it cannot be used."""
     file_name = os.fspath(file_name)
-    model = read_message(file_name, pb.ModelProto, "a MINDIR file")
-    if not model.HasField("graph") or not model.graph.node:
-        raise ExportError(f"{file_name}: not a MINDIR file (no graph); was it encrypted with enc_key?")
-    if model.functions:
-        raise ExportError(f"{file_name}: MINDIR files with sub-graphs (control flow) are not supported")
-    return _decode(model, file_name)
+    with reading(file_name, ExportError, "MINDIR file"):
+        model = read_message(file_name, pb.ModelProto, "a MINDIR file")
+        if not model.HasField("graph") or not model.graph.node:
+            raise ExportError("not a MINDIR file (no graph); was it encrypted with enc_key?", file=file_name)
+        if model.functions:
+            raise ExportError("MINDIR files with sub-graphs (control flow) are not supported", file=file_name)
+        return _decode(model, file_name)
 
 
 def _decode(model, file_name):
     g = model.graph
-    prims = {p.name: p for p in model.primitives}
-    parameters, refs = OrderedDict(), {}
-    for t in g.parameter:
-        key = t.ref_key or t.name.split(":", 1)[-1]
-        parameters[key] = decode_tensor(t, where=f"{file_name}: parameter {t.name}")
-        refs[t.name] = key
-    inputs = []
-    for v in g.input:
-        spec = v.tensor[0] if v.tensor else None
-        shape = tuple(spec.dims) if spec is not None else None
-        dtype = numpy_dtype(spec.data_type, where=f"{file_name}: input {v.name}") if spec is not None else None
-        inputs.append((v.name, shape, dtype))
-    constants, ops = {}, []
-    for node in g.node:
-        where = f"{file_name}: node {node.name}"
-        if node.op_type == "Constant":
-            attr = next((a for a in node.attribute if a.name == "value"), None)
-            if attr is None:
-                raise ExportError(f"{where}: Constant without a value")
-            constants[node.output[0]] = decode_value(attr, where=where)
-            continue
-        if not node.op_type.startswith("REF::"):
-            raise ExportError(f"{where}: op_type {node.op_type!r} (sub-graph calls) is not supported")
-        prim = prims.get(node.op_type[len("REF::"):])
-        if prim is None:
-            raise ExportError(f"{where}: primitive {node.op_type} is not in ModelProto.primitives")
-        attrs = {a.name: decode_value(a, where=where) for a in prim.attribute
-                 if a.name not in ("input_names", "output_names")}
-        ops.append(Op(prim.op_type, tuple(node.input), node.output[0], attrs, node.domain))
+    parameters, refs = _parameters(g, file_name)
+    inputs = [_input(v, file_name) for v in g.input]
+    constants, ops = _nodes(model, file_name)
     missing = sorted({op.prim for op in ops} - set(OPS))
     if missing:
-        error = UnsupportedOpError(f"{file_name}: {len(missing)} MindSpore primitive(s) have no JAX rule: "
-                                   f"{', '.join(missing)}")
+        error = UnsupportedOpError(f"{len(missing)} MindSpore primitive(s) have no JAX rule: "
+                                   f"{', '.join(missing)}", file=file_name)
         error.unsupported = missing
         raise error
     outputs = [v.name for v in g.output]
+    _check_references(set(refs) | {name for name, _, _ in inputs} | set(constants), ops, outputs,
+                      file_name)
     return MindIRGraph(file_name, g.name, parameters, refs, inputs, outputs, constants, ops)
+
+
+def _parameters(g, file_name):
+    """ref_key -> array, and full name -> ref_key, for every parameter in file order."""
+    parameters, refs = OrderedDict(), {}
+    for t in g.parameter:
+        key = t.ref_key or t.name.split(":", 1)[-1]
+        _check_parameter_name(key, t.name, file_name)
+        parameters[key] = decode_tensor(t, where=f"parameter {t.name}", file=file_name)
+        refs[t.name] = key
+    return parameters, refs
+
+
+def _check_parameter_name(key, full_name, file_name):
+    """A ref_key becomes a GraphCell attribute: it must be non-empty and not shadow one of the
+    Cell's own attributes (``construct``, ``training``, ``_graph``...)."""
+    if not key:
+        raise ExportError(f"parameter {full_name!r} has no name (empty ref_key); the file is "
+                          f"corrupt", file=file_name)
+    if key in _reserved_names():
+        raise ExportError(f"parameter {full_name!r} is named {key!r}, which is an attribute of "
+                          f"GraphCell itself; rename the parameter and export again", file=file_name)
+
+
+@functools.cache
+def _reserved_names():
+    from exporters.graph_cell import GraphCell
+    from msjax.nn.cell import Cell
+    return frozenset(dir(GraphCell)) | frozenset(vars(Cell())) | {"_graph", "_cell_order"}
+
+
+def _input(v, file_name):
+    """(full name, shape or None, numpy dtype or None) of one graph input."""
+    if not v.tensor:
+        return v.name, None, None
+    spec = v.tensor[0]
+    where = f"input {v.name}"
+    shape = tuple(spec.dims)
+    if len(shape) > MAX_DIMS or any(d < -2 for d in shape):
+        raise ExportError(f"{where} declares shape {list(shape)}; dims are sizes, -1 (dynamic) or -2 "
+                          f"(dynamic rank), at most {MAX_DIMS} of them", file=file_name)
+    return v.name, shape, numpy_dtype(spec.data_type, where=where, file=file_name)
+
+
+def _nodes(model, file_name):
+    """Constant node output -> value, and the other nodes as Ops, in file order."""
+    prims = {p.name: p for p in model.primitives}
+    constants, ops = {}, []
+    for node in model.graph.node:
+        where = f"node {node.name}"
+        if not node.output:
+            raise ExportError(f"{where} has no output; every MINDIR node names the value it "
+                              f"defines", file=file_name)
+        if node.op_type == "Constant":
+            constants[node.output[0]] = _constant(node, where, file_name)
+        else:
+            ops.append(_op(node, prims, where, file_name))
+    return constants, ops
+
+
+def _constant(node, where, file_name):
+    attr = next((a for a in node.attribute if a.name == "value"), None)
+    if attr is None:
+        raise ExportError(f"{where}: Constant without a value", file=file_name)
+    return decode_value(attr, where=where, file=file_name)
+
+
+def _op(node, prims, where, file_name):
+    if not node.op_type.startswith("REF::"):
+        raise ExportError(f"{where}: op_type {node.op_type!r} (sub-graph calls) is not supported",
+                          file=file_name)
+    prim = prims.get(node.op_type[len("REF::"):])
+    if prim is None:
+        raise ExportError(f"{where}: primitive {node.op_type} is not in ModelProto.primitives",
+                          file=file_name)
+    attrs = {a.name: decode_value(a, where=f"{where} attribute {a.name}", file=file_name)
+             for a in prim.attribute if a.name not in ("input_names", "output_names")}
+    return Op(prim.op_type, tuple(node.input), node.output[0], attrs, node.domain)
+
+
+def _check_references(defined, ops, outputs, file_name):
+    """Every node input must be a parameter, an input, a Constant or an earlier node's output, so
+    ``run``'s one pass in file order cannot meet an undefined value (nor a cycle)."""
+    defined = set(defined)
+    for op in ops:
+        for name in op.inputs:
+            if name not in defined:
+                raise ExportError(f"node {op.output} ({op.prim}) reads {name!r}, which no parameter, "
+                                  f"input, Constant or earlier node defines (a missing value or a "
+                                  f"cycle)", file=file_name)
+        defined.add(op.output)
+    for name in outputs:
+        if name not in defined:
+            raise ExportError(f"graph output {name!r} is not defined by any node, parameter, input "
+                              f"or Constant", file=file_name)
 
 
 def run(graph: MindIRGraph, params: dict, *args):
@@ -126,18 +200,35 @@ def run(graph: MindIRGraph, params: dict, *args):
         try:
             args_ = [env[i] for i in op.inputs]
         except KeyError as exc:
-            raise ExportError(f"{graph.file_name}: node {op.output} reads undefined value {exc.args[0]}") from None
-        env[op.output] = OPS[op.prim](args_, op.attrs)
+            raise ExportError(f"node {op.output} reads undefined value {exc.args[0]}",
+                              file=graph.file_name) from None
+        env[op.output] = _apply(op, args_, graph.file_name)
     out = [env[name] for name in graph.outputs]
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def _apply(op, args, file_name):
+    """One primitive; what a malformed graph makes it raise leaves as an ExportError naming the node."""
+    try:
+        return OPS[op.prim](args, op.attrs)
+    except ExportError as exc:
+        if exc.file is not None:
+            raise
+        raise ExportError(f"node {op.output} ({op.prim}): {exc}", file=file_name) from exc
+    except Exception as exc:
+        raise ExportError(f"node {op.output} ({op.prim}) cannot run on its inputs: {exc} "
+                          f"({type(exc).__name__})", file=file_name) from exc
 
 
 def load(file_name, **kwargs):
     """Read a MINDIR file into a ``GraphCell`` (``msjax.load``'s MINDIR path)."""
     from exporters.graph_cell import GraphCell
+    file_name = os.fspath(file_name)
     if kwargs.get("dec_key") is not None:
-        raise ExportError(f"{os.fspath(file_name)}: encrypted MINDIR (dec_key) is not supported")
-    return GraphCell(read(file_name))
+        raise ExportError("encrypted MINDIR (dec_key) is not supported", file=file_name)
+    graph = read(file_name)
+    with reading(file_name, ExportError, "MINDIR file"):
+        return GraphCell(graph)
 
 
 # ================================================================ primitive -> jax

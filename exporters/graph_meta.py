@@ -18,6 +18,7 @@ falls back to its ``.network`` (forward + loss).
 """
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 
@@ -27,6 +28,7 @@ from exporters.capture import capture, input_names
 from exporters.protofile import read_message, write_bytes
 from msjax._proto import anf_ir_pb2
 from msjax.common import dtype
+from msjax.common.untrusted import reading
 from msjax.errors import ExportError
 from msjax.nn.cell import Cell
 
@@ -261,8 +263,11 @@ def write_graph_meta(network, example_inputs, path) -> None:
 
 
 def read_graph_meta(path) -> anf_ir_pb2.ModelProto:
-    """Parse a ``-graph.meta`` file (ours or MindSpore's) into an anf_ir ``ModelProto``."""
-    model = read_message(path, anf_ir_pb2.ModelProto, "a graph.meta file")
+    """Parse a ``-graph.meta`` file (ours or MindSpore's) into an anf_ir ``ModelProto``: it must
+    parse, hold a graph, and every string in it must be valid UTF-8."""
+    path = os.fspath(path)
+    with reading(path, ExportError, "graph.meta file"):
+        model = read_message(path, anf_ir_pb2.ModelProto, "a graph.meta file")
     if not model.HasField("graph"):
-        raise ExportError(f"{path}: graph.meta holds no graph")
+        raise ExportError("graph.meta holds no graph", file=path)
     return model

@@ -14,10 +14,13 @@ Facts (checked against files MindSpore 2.10 exports):
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from msjax.common import dtype as mstype
 from msjax._proto import mind_ir_pb2 as pb
+from msjax.common.untrusted import check_shape
 from msjax.errors import ExportError
 
 _T = pb.TensorProto
@@ -50,9 +53,10 @@ def data_type(dtype) -> int:
     return DATA_TYPES[t]
 
 
-def numpy_dtype(code: int, *, where="") -> np.dtype:
+def numpy_dtype(code: int, *, where="", file=None) -> np.dtype:
     if code not in BY_DATA_TYPE:
-        raise ExportError(f"{where}: MINDIR tensor data_type {code} is not supported")
+        raise ExportError(f"{where}: data_type {code} is not a MINDIR tensor type msjax reads "
+                          f"(known: {sorted(BY_DATA_TYPE)})", file=file)
     return BY_DATA_TYPE[code].numpy
 
 
@@ -71,27 +75,48 @@ def encode_tensor(array, name=None) -> pb.TensorProto:
     return t
 
 
-def decode_tensor(t: pb.TensorProto, *, where="") -> np.ndarray:
-    """A TensorProto's value as numpy (raw_data, or the typed repeated fields)."""
-    dtype = numpy_dtype(t.data_type, where=where or t.name)
-    shape = tuple(t.dims)
+#: TensorProto's typed value fields and the dtype protobuf holds each in
+_TYPED_FIELDS = (("float_data", np.float32), ("int32_data", np.int32), ("int64_data", np.int64),
+                 ("double_data", np.float64))
+
+
+def array_shape(dims, dtype: np.dtype, available: int, name: str, file=None) -> tuple:
+    """``dims`` as an ndarray shape of ``dtype`` that ``available`` bytes can back (the error
+    comes before anything is allocated); zero-size shapes must still be ones numpy can make."""
+    shape = tuple(dims)
+    check_shape(shape, dtype.itemsize, available, name, ExportError, file)
+    if math.prod(d for d in shape if d) * dtype.itemsize >= 2 ** 63:
+        raise ExportError(f"{name}: shape {list(shape)} is larger than any array can be", file=file)
+    return shape
+
+
+def decode_tensor(t: pb.TensorProto, *, where="", file=None) -> np.ndarray:
+    """A TensorProto's value as numpy (raw_data, or the typed repeated fields); ``where`` names
+    the tensor and ``file`` its file in errors. Dims must match the data exactly."""
+    where = where or f"tensor {t.name}"
+    dtype = numpy_dtype(t.data_type, where=where, file=file)
     if t.HasField("external_data"):
-        raise ExportError(f"{where or t.name}: tensors stored in external files are not supported")
+        raise ExportError(f"{where}: tensors stored in external files are not supported", file=file)
     if t.raw_data:
-        array = np.frombuffer(t.raw_data, dtype=dtype.newbyteorder("<")).astype(dtype)
-    elif t.float_data:
-        array = np.asarray(t.float_data, dtype)
-    elif t.int32_data:
-        array = np.asarray(t.int32_data, dtype)
-    elif t.int64_data:
-        array = np.asarray(t.int64_data, dtype)
-    elif t.double_data:
-        array = np.asarray(t.double_data, dtype)
-    else:
-        array = np.zeros(int(np.prod(shape)), dtype)
-    if array.size != int(np.prod(shape)):
-        raise ExportError(f"{where or t.name}: tensor holds {array.size} values, dims say {list(shape)}")
-    return array.reshape(shape)
+        return _from_raw(t.raw_data, t.dims, dtype, where, file)
+    for field, held in _TYPED_FIELDS:
+        values = getattr(t, field)
+        if len(values):
+            shape = array_shape(t.dims, dtype, len(values) * dtype.itemsize, where, file)
+            if len(values) != math.prod(shape):
+                raise ExportError(f"{where}: {field} holds {len(values)} values, dims {list(shape)} "
+                                  f"need {math.prod(shape)}", file=file)
+            return np.asarray(values, held).astype(dtype).reshape(shape)
+    return np.zeros(array_shape(t.dims, dtype, 0, where, file), dtype)
+
+
+def _from_raw(raw: bytes, dims, dtype: np.dtype, where: str, file) -> np.ndarray:
+    shape = array_shape(dims, dtype, len(raw), where, file)
+    need = math.prod(shape) * dtype.itemsize
+    if len(raw) != need:
+        raise ExportError(f"{where}: raw_data holds {len(raw)} bytes, dims {list(shape)} of {dtype} "
+                          f"need {need}; the tensor is truncated or its dims are wrong", file=file)
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
 
 
 def encode_value(value, name="value") -> pb.AttributeProto:
@@ -134,19 +159,19 @@ class Monad:
 MONAD = Monad()
 
 
-def decode_value(a: pb.AttributeProto, *, where=""):
-    """AttributeProto (constant or primitive attribute) -> Python/numpy value."""
+def decode_value(a: pb.AttributeProto, *, where="", file=None):
+    """AttributeProto (constant or primitive attribute) -> Python/numpy value. Nesting depth is
+    bounded by protobuf's parse limit (100), so the recursion over tuples is too."""
     kind = a.type
     if kind in (A.TUPLE, A.LIST):
-        items = [decode_value(v, where=where) for v in a.values]
+        items = [decode_value(v, where=where, file=file) for v in a.values]
         return tuple(items) if kind == A.TUPLE else items
     if kind in (A.UMONAD, A.IOMONAD):
         return MONAD
     if kind == A.NONE:
         return None
     if kind == A.TENSORS or kind == A.TENSOR:
-        tensors = list(a.tensors) or [a.t]
-        return decode_tensor(tensors[0], where=where)
+        return decode_tensor(_one_tensor(a, where, file), where=where, file=file)
     if kind == A.BOOL:
         return bool(a.ints[0] if a.ints else a.i)
     if kind in (A.INT8, A.INT16, A.INT32, A.INT64, A.UINT8, A.UINT16, A.UINT32, A.UINT64):
@@ -156,5 +181,27 @@ def decode_value(a: pb.AttributeProto, *, where=""):
     if kind == A.DOUBLE:
         return float(a.doubles[0] if a.doubles else a.d)
     if kind == A.STRING:
-        return (a.strings[0] if a.strings else a.s).decode()
-    raise ExportError(f"{where}: MINDIR value of type {A.AttributeType.Name(kind)} is not supported")
+        return _text(a.strings[0] if a.strings else a.s, where, file)
+    raise ExportError(f"{where}: MINDIR value of type {_type_name(kind)} is not supported", file=file)
+
+
+def _one_tensor(a, where, file):
+    if a.tensors:
+        return a.tensors[0]
+    if a.HasField("t"):
+        return a.t
+    raise ExportError(f"{where}: value of type {_type_name(a.type)} holds no tensor", file=file)
+
+
+def _text(raw: bytes, where, file) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise ExportError(f"{where}: string value {raw[:40]!r} is not valid UTF-8", file=file) from None
+
+
+def _type_name(kind) -> str:
+    try:
+        return A.AttributeType.Name(kind)
+    except ValueError:
+        return str(kind)
