@@ -28,6 +28,7 @@ import numpy as np
 
 from msjax.checkpoint.codec import check_dims
 from msjax.common import dtype as mstype
+from msjax.common.atomic import atomic_write
 from msjax.common.untrusted import reading
 from msjax.errors import CheckpointError
 
@@ -82,11 +83,12 @@ def _raw(array):
 
 
 def save(named: Mapping[str, np.ndarray], path, *, metadata: Mapping[str, str] | None = None,
-         crc_check: bool = False) -> None:
+         crc_check: bool = False, fsync: bool = True) -> None:
     """Write ``named`` arrays to ``path`` as MindSpore writes ``format="safetensors"``.
 
     ``metadata=None`` gives MindSpore's ``{"format": "ms"}`` (no metadata for an empty dict, as
-    MindSpore); ``crc_check=True`` adds MindSpore's ``"crc_num"`` entry.
+    MindSpore); ``crc_check=True`` adds MindSpore's ``"crc_num"`` entry. The write is atomic
+    (``msjax.common.atomic``): a failure raises ``CheckpointWriteError`` and keeps the old file.
 
     >>> save({"fc.bias": np.zeros(3, np.float32)}, "net.safetensors")        # doctest: +SKIP
     """
@@ -120,12 +122,14 @@ def save(named: Mapping[str, np.ndarray], path, *, metadata: Mapping[str, str] |
         raise CheckpointError(f"a tensor name or metadata entry is not valid UTF-8: {e}",
                               file=file) from None
     text += b" " * (-len(text) % 8)
-    with open(file, "wb") as f:
+
+    def write(f):
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for _, array, _ in arrays:
             if array.nbytes:
                 f.write(_raw(array))
+    atomic_write(file, write, fsync=fsync)
 
 
 def _read_header(f, file):

@@ -145,8 +145,8 @@ def _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync):
         from msjax.checkpoint import safetensors_format
         meta = dict(safetensors_format.MS_METADATA)
         meta.update({n: "Int4" for n, t in types.items() if t == "Int4"})
-        ckpt_io.atomic_write(path, lambda tmp: safetensors_format.save(
-            named, tmp, metadata=meta if named else None, crc_check=crc_check), fsync=fsync, by_path=True)
+        safetensors_format.save(named, path, metadata=meta if named else None, crc_check=crc_check,
+                                fsync=fsync)
         return
 
     def write(f):

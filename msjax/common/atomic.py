@@ -133,12 +133,11 @@ class _Sink:
         return self._fd
 
 
-def atomic_write(path, write: Callable, *, fsync: bool = True, by_path: bool = False,
-                 error=CheckpointWriteError, what: str = "save") -> None:
+def atomic_write(path, write: Callable, *, fsync: bool = True, error=CheckpointWriteError,
+                 what: str = "save") -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
-    With ``by_path=True`` the callback gets the temporary file's path instead (it must raise
-    when a write fails; Python's buffered files do). ``error`` is the class raised for an
+    ``write`` gets a file object whose ``write`` writes every byte or raises. ``error`` is the class raised for an
     ``OSError`` on the way; dead temporary files in the directory are removed first.
     """
     path = os.path.abspath(os.fspath(path))
@@ -148,7 +147,7 @@ def atomic_write(path, write: Callable, *, fsync: bool = True, by_path: bool = F
     try:
         tmp, fd = _create_locked(path, _new_file)
         _keep_mode(tmp, path)
-        write(tmp if by_path else _Sink(fd))
+        write(_Sink(fd))
         if fsync:
             os.fsync(fd)
         os.replace(tmp, path)
