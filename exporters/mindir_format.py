@@ -85,8 +85,6 @@ def array_shape(dims, dtype: np.dtype, available: int, name: str, file=None) -> 
     comes before anything is allocated); zero-size shapes must still be ones numpy can make."""
     shape = tuple(dims)
     check_shape(shape, dtype.itemsize, available, name, ExportError, file)
-    if math.prod(d for d in shape if d) * dtype.itemsize >= 2 ** 63:
-        raise ExportError(f"{name}: shape {list(shape)} is larger than any array can be", file=file)
     return shape
 
 

@@ -184,8 +184,8 @@ MINDIR_CASES = [
     ("constant_without_value", lambda m: constant(m, A.BOOL).ClearField("attribute"), "Constant without a value"),
     ("huge_dims_no_data", _huge_constant, "but only 0 bytes back it"),
     ("dims_over_64", lambda m: _set(_param(m), dims=[1] * 65), "65 dims; at most 64"),
-    ("negative_dim", lambda m: _set(_param(m), dims=[-3, 4]), "invalid dim"),
-    ("zero_size_huge_dims", lambda m: _set(_param(m), dims=[0, 2 ** 62], raw_data=b""), "larger than any array"),
+    ("negative_dim", lambda m: _set(_param(m), dims=[-3, 4]), "negative dims"),
+    ("zero_size_huge_dims", lambda m: _set(_param(m), dims=[0, 2 ** 62], raw_data=b""), "more than numpy can address"),
     ("unknown_dtype", lambda m: _set(_param(m), data_type=999), "data_type 999 is not a MINDIR tensor type"),
     ("float_data_short", _typed_data(3), "only 12 bytes back it"),
     ("float_data_long", _typed_data(13), "float_data holds 13 values"),
@@ -225,7 +225,7 @@ def test_malformed_mindir_is_an_export_error(seeds, tmp_path, case_id, edit, cau
 
 def test_graph_cell_from_a_file_name_reads_the_same_way(seeds, tmp_path):
     path = write(tmp_path, "mindir", "cell", edited(seeds["mindir"], "mindir", lambda m: _set(_param(m), dims=[-1])))
-    with pytest.raises(ExportError, match="invalid dim") as info:
+    with pytest.raises(ExportError, match="negative dims") as info:
         msjax.nn.GraphCell(path)
     assert path in str(info.value)
 
@@ -308,8 +308,8 @@ AIR_CASES = [
     ("const_data_short", lambda m: _set(const_tensor(m), data=const_tensor(m).data[:-1]), "only 47 bytes back it"),
     ("const_data_long", lambda m: _set(const_tensor(m), data=const_tensor(m).data + b"\0"), "49 bytes do not fill"),
     ("const_dims_over_64", _const_dims([1] * 65), "65 dims; at most 64"),
-    ("const_negative_dim", _const_dims([-1, 12]), "invalid dim"),
-    ("const_huge_dims_no_data", lambda m: (_const_dims([2 ** 40, 2 ** 30])(m), _set(const_tensor(m), data=b"")),
+    ("const_negative_dim", _const_dims([-1, 12]), "negative dims"),
+    ("const_huge_dims_no_data", lambda m: (_const_dims([2 ** 20, 2 ** 20])(m), _set(const_tensor(m), data=b"")),
      "but only 0 bytes back it"),
     ("const_unknown_dtype", lambda m: _set(const_tensor(m).desc, dtype=4242), "DataType 4242"),
     ("const_without_value", _const_without_value, "has no tensor 'value'"),
