@@ -14,7 +14,6 @@ from msjax import nn
 from msjax.common import atomic
 from msjax.errors import CheckpointWriteError
 from msjax.train import CheckpointConfig, LambdaCallback, Model, ModelCheckpoint
-from msjax.train.callback import _checkpoint
 
 
 def _data(n):
@@ -37,20 +36,6 @@ POLICIES = {
     "keep_max_2": dict(keep_checkpoint_max=2),
     "per_n_minutes": dict(keep_checkpoint_max=0, keep_checkpoint_per_n_minutes=1),
 }
-
-
-class _Clock:
-    now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = _Clock()
-    monkeypatch.setattr(_checkpoint, "_time", fake)
-    return fake
 
 
 def _disk_full_for(monkeypatch, name):

@@ -14,21 +14,6 @@ from msjax.train.callback import _checkpoint
 from oracle import requires_mindspore, run_mindspore
 
 
-class _Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = _Clock()
-    monkeypatch.setattr(_checkpoint, "_time", fake)
-    return fake
-
-
 def _data(n):
     rng = np.random.RandomState(0)
     return [(rng.randn(4, 3).astype(np.float32), rng.randn(4, 2).astype(np.float32)) for _ in range(n)]
