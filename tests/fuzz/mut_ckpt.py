@@ -143,8 +143,11 @@ def mutate_records(rng, recs: list) -> str:
         r.dims, r.ttype = [len(r.content) * rng.choice([1, 2, 8])], rng.choice([b"Int4", b"UInt8", b"Bool"])
         return f"record {i}: reinterpreted as {r.ttype!r}"
     if choice == 14:
-        r.dims = [d * 2 for d in r.dims] or [2]
-        r.content = r.content * (2 ** len(r.dims))
+        if 0 < len(r.dims) <= 4 and all(0 < d < 2 ** 16 for d in r.dims) and len(r.content) < 2 ** 16:
+            r.dims = [d * 2 for d in r.dims]
+            r.content = r.content * (2 ** len(r.dims))
+        else:
+            r.dims, r.content = [2], r.content * 2
         return f"record {i}: grown consistently"
     recs.extend(dataclasses.replace(r, tag=r.tag + str(k).encode()) for k in range(rng.choice([2, 50])))
     return f"record {i}: many copies"

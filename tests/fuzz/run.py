@@ -211,9 +211,13 @@ class Pool:
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, f"{reader}-{case}{suffix(reader)}")
         w = self.workers[0]
-        w.send({"op": "save", "reader": reader, "case": case, "path": path})
-        reply = w.recv(self.limits.start_s)
-        return reply["saved"] if reply else path
+        try:
+            w.send({"op": "save", "reader": reader, "case": case, "path": path})
+            reply = w.recv(self.limits.start_s)
+        except (OSError, WorkerDied):
+            w.restart()
+            reply = None
+        return reply["saved"] if reply and "saved" in reply else path
 
 
 def summarize(results):

@@ -21,6 +21,7 @@ from . import mut_pth, mutate, seeds, targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PROJECT = tuple(os.path.join(ROOT, d) + os.sep for d in ("msjax", "exporters"))
+_HARNESS = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def proc_status(key: str) -> int:
@@ -57,12 +58,19 @@ def ensure_seeds(directory: str) -> dict:
     return out
 
 
+def _located(filename: str) -> bool:
+    """Frames worth naming: the readers, and the mutators (for harness bugs)."""
+    if filename.startswith(_PROJECT):
+        return True
+    return filename.startswith(_HARNESS) and os.path.basename(filename) not in ("targets.py", "worker.py")
+
+
 def where(exc: BaseException) -> str:
-    """The innermost msjax/exporters frame of ``exc``'s traceback ("file.py:LINE in func")."""
+    """The innermost msjax/exporters/tests frame of ``exc``'s traceback ("file.py:LINE in func")."""
     found, tb = "?", exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
-        if code.co_filename.startswith(_PROJECT):
+        if _located(code.co_filename):
             found = f"{os.path.relpath(code.co_filename, ROOT)}:{tb.tb_lineno} in {code.co_name}"
         tb = tb.tb_next
     return found
@@ -128,7 +136,12 @@ class Runner:
 
     def run(self, reader, case, show=False):
         t0 = time.perf_counter()
-        c, path = self.write(reader, case)
+        try:
+            c, path = self.write(reader, case)
+        except Exception as e:              # noqa: BLE001 - a bug in the harness, not the reader
+            return {"outcome": "other", "kind": "HarnessError", "msg": f"mutator failed: {e!r}",
+                    "where": where(e), "note": "", "size": 0, "peak": 0, "secs": 0.0,
+                    "traceback": "".join(traceback.format_exception(e))}
         size = len(c.data)
         limit = max(self.cfg["mem_limit"], self.cfg["mem_factor"] * size)
         result = exc = None
@@ -207,8 +220,11 @@ def main():
         if cmd["op"] == "run":
             reply = runner.run(cmd["reader"], cmd["case"], cmd.get("show", False))
         elif cmd["op"] == "save":
-            c, path = runner.write(cmd["reader"], cmd["case"], cmd["path"])
-            reply = {"saved": path, "note": c.note}
+            try:
+                c, path = runner.write(cmd["reader"], cmd["case"], cmd["path"])
+                reply = {"saved": path, "note": c.note}
+            except Exception as e:          # noqa: BLE001 - reported, the worker lives on
+                reply = {"error": f"mutator failed: {e!r}"}
         else:
             reply = {"error": f"unknown op {cmd['op']!r}"}
         out.write(json.dumps(reply) + "\n")
