@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from exporters.protofile import read_message
+from exporters.mindir_crypto import load_options, read_model
 from exporters.mindir_format import BY_TYPE_ID, MONAD, decode_tensor, decode_value, numpy_dtype
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common.untrusted import MAX_DIMS, reading
@@ -59,11 +59,15 @@ class MindIRGraph:
         return id(self)
 
 
-def read(file_name) -> MindIRGraph:
-    """Decode a MINDIR file; raise ExportError naming the file when it cannot be used."""
+def read(file_name, dec_key=None, dec_mode="AES-GCM") -> MindIRGraph:
+    """Decode a MINDIR file; raise ExportError naming the file when it cannot be used.
+
+    An encrypted file needs ``dec_key`` and ``dec_mode`` (a name or ``f(file_name, key) -> bytes``),
+    as given to export; see ``exporters.mindir_crypto``.
+    """
     file_name = os.fspath(file_name)
+    model = read_model(file_name, pb.ModelProto, dec_key, dec_mode)   # a dec_mode function's errors stay its own
     with reading(file_name, ExportError, "MINDIR file"):
-        model = read_message(file_name, pb.ModelProto, "a MINDIR file")
         if not model.HasField("graph") or not model.graph.node:
             raise ExportError("not a MINDIR file (no graph); was it encrypted with enc_key?", file=file_name)
         if model.functions:
@@ -224,9 +228,8 @@ def load(file_name, **kwargs):
     """Read a MINDIR file into a ``GraphCell`` (``msjax.load``'s MINDIR path)."""
     from exporters.graph_cell import GraphCell
     file_name = os.fspath(file_name)
-    if kwargs.get("dec_key") is not None:
-        raise ExportError("encrypted MINDIR (dec_key) is not supported", file=file_name)
-    graph = read(file_name)
+    keyed = load_options(dict(kwargs), file_name)    # dec_key/dec_mode, checked as mindspore.load does
+    graph = read(file_name, *(keyed or (None,)))
     with reading(file_name, ExportError, "MINDIR file"):
         return GraphCell(graph)
 

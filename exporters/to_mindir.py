@@ -20,8 +20,8 @@ import re
 import numpy as np
 
 from exporters import ir
+from exporters.mindir_crypto import write_model
 from exporters.mindir_format import TYPE_IDS, encode_tensor, encode_value, tensor_spec
-from exporters.protofile import write_bytes
 from exporters.rules import check_supported
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common import dtype as mstype
@@ -416,8 +416,13 @@ def to_model_proto(graph: ir.Graph) -> pb.ModelProto:
     return e.model
 
 
-def write(graph: ir.Graph, file_name, **options) -> None:
-    """Write ``graph`` as a MINDIR file at ``file_name`` (the caller adds the suffix)."""
+def write(graph: ir.Graph, file_name, *, enc_key=None, enc_mode="AES-GCM", **options) -> None:
+    """Write ``graph`` as a MINDIR file at ``file_name`` (the caller adds the suffix).
+
+    With ``enc_key`` the whole serialized ModelProto is encrypted as MindSpore does
+    (``enc_mode`` "AES-GCM", "AES-CBC", "SM4-CBC" or ``f(bytes, key) -> bytes``; see
+    ``exporters.mindir_crypto``).
+    """
     if options:
         raise ExportError(f"MINDIR export takes no options {sorted(options)}")
-    write_bytes(file_name, to_model_proto(graph).SerializeToString())
+    write_model(file_name, to_model_proto(graph).SerializeToString(), enc_key, enc_mode)

@@ -23,15 +23,30 @@ def export(net, *inputs, file_name, file_format, **kwargs):
     Other keyword arguments go to the emitter (ONNX: ``opset_version``, ``dynamic_batch``, ...).
     As in MindSpore, the written file is read-only for its owner.
 
+    Encryption, as in MindSpore: ``enc_key`` (bytes: 16, 24 or 32 long; 16 for SM4) and
+    ``enc_mode``, "AES-GCM" (default), "AES-CBC" or "SM4-CBC" for MINDIR (the whole model is
+    encrypted; MindSpore's ``load(dec_key=, dec_mode=)`` reads it), or, for MINDIR and ONNX, a
+    function ``enc_mode(model_bytes, enc_key) -> bytes`` whose result is written (msjax's AIR
+    emitter takes no encryption). ``enc_mode`` without ``enc_key`` is ignored. Bad arguments raise
+    ``ExportError`` (a ``ValueError``, as MindSpore), before anything is traced or written.
+
     >>> export(LeNet5(), Tensor(np.ones((1, 1, 32, 32), np.float32)), file_name="lenet",
     ...        file_format="ONNX")                                   # doctest: +SKIP
+    >>> export(net, x, file_name="lenet", file_format="MINDIR", enc_key=b"0123456789abcdef",
+    ...        enc_mode="AES-CBC")                                   # doctest: +SKIP
     """
     import exporters
     from exporters.capture import capture
+    from exporters.mindir_crypto import export_options
 
+    if "obf_func" in kwargs:
+        raise NotImplementedError("Dynamic model structure obfuscation is no longer supported.")
     if not isinstance(file_name, (str, os.PathLike)):
         raise ExportError(f"export: file_name must be a str, got {type(file_name).__name__}")
     emitter = exporters.get_emitter(file_format)
+    encryption = export_options(file_format, kwargs)    # checked before anything is traced
+    if encryption is not None:
+        kwargs["enc_key"], kwargs["enc_mode"] = encryption
     file_name = os.path.realpath(os.fspath(file_name))
     suffix = exporters.suffix_for(file_format)
     if not file_name.endswith(suffix):
@@ -49,8 +64,19 @@ def export(net, *inputs, file_name, file_format, **kwargs):
 def load(file_name, **kwargs):
     """Read a MINDIR file (msjax's or MindSpore's) into a graph that ``nn.GraphCell`` runs in JAX.
 
+    An encrypted file (``export(enc_key=, enc_mode=)``, msjax's or MindSpore's) needs
+    ``dec_key`` (bytes) and ``dec_mode``: "AES-GCM" (default), "AES-CBC", "SM4-CBC", or a
+    function ``dec_mode(file_name, dec_key) -> bytes`` returning the plain model (MindSpore hands
+    it the file's path). A wrong key or mode, a missing key, or a key for a plain file raise
+    ``exporters.mindir_crypto.MindIRDecryptError``: an ``ExportError`` naming the file, and a
+    ``RuntimeError`` as MindSpore's are. Key or mode of a wrong type: ``ExportError`` (a
+    ``ValueError``, as MindSpore).
+
     >>> graph = load("lenet.mindir")                                 # doctest: +SKIP
+    >>> graph = load("lenet.mindir", dec_key=b"0123456789abcdef", dec_mode="AES-CBC")  # doctest: +SKIP
     """
+    if "obf_func" in kwargs:
+        raise NotImplementedError("Dynamic model structure obfuscation is no longer supported.")
     if not isinstance(file_name, str):
         raise ExportError(f"load: file_name must be a str, got {type(file_name).__name__}")
     if not file_name.endswith(".mindir"):
