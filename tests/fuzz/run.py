@@ -67,12 +67,21 @@ class Worker:
                "mem_limit": self.limits.mem_limit, "mem_factor": self.limits.mem_factor,
                "as_headroom": self.limits.as_headroom, "as_slack": self.limits.as_slack,
                "tracemalloc": self.limits.tracemalloc}
-        self.send(cfg)
-        self.info = self.recv(self.limits.start_s)
+        try:
+            self.send(cfg)
+            self.info = self.recv(self.limits.start_s)
+        except (OSError, WorkerDied) as exc:
+            self.kill()
+            raise WorkerDied(f"fuzz worker failed to start ({exc}):\n{self.log_tail()}") from None
         if self.info is None:
             self.kill()
-            raise RuntimeError(f"fuzz worker did not start in {self.limits.start_s} s; see "
-                               f"{self.log.name}")
+            raise WorkerDied(f"fuzz worker did not start in {self.limits.start_s} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines=25) -> str:
+        """The end of this worker's stderr log (why it died)."""
+        with open(self.log.name, "rb") as f:
+            text = f.read()[-20000:].decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:]) + f"\n(full log: {self.log.name})"
 
     def send(self, obj):
         self.proc.stdin.write((json.dumps(obj) + "\n").encode())

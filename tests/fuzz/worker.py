@@ -43,19 +43,27 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def ensure_seeds(directory: str) -> dict:
-    """Build the seed files once (a lock serialises concurrent workers); reader -> bytes."""
+def ensure_seeds(directory: str) -> tuple[dict, dict]:
+    """Build the seed files once (a lock serialises concurrent workers).
+
+    Returns (reader -> seed bytes, reader -> why its seed could not be built).
+    """
     os.makedirs(directory, exist_ok=True)
+    done = os.path.join(directory, ".complete.json")
     with open(os.path.join(directory, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.exists(os.path.join(directory, ".complete")):
-            seeds.build(directory)
-            open(os.path.join(directory, ".complete"), "w").close()
+        if not os.path.exists(done):
+            _, errors = seeds.build(directory)
+            with open(done, "w") as f:
+                json.dump(errors, f)
+    with open(done) as f:
+        errors = json.load(f)
     out = {}
     for reader, name in seeds.SEEDS.items():
-        with open(os.path.join(directory, name), "rb") as f:
-            out[reader] = f.read()
-    return out
+        if reader not in errors:
+            with open(os.path.join(directory, name), "rb") as f:
+                out[reader] = f.read()
+    return out, errors
 
 
 def _located(filename: str) -> bool:
@@ -117,7 +125,7 @@ class Runner:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.seeds = ensure_seeds(cfg["seeds"])
+        self.seeds, self.seed_errors = ensure_seeds(cfg["seeds"])
         self.scratch = os.path.realpath(cfg["scratch"])
         os.makedirs(self.scratch, exist_ok=True)
         self.hwm = reset_peak_rss()
@@ -136,6 +144,9 @@ class Runner:
 
     def run(self, reader, case, show=False):
         t0 = time.perf_counter()
+        if reader in self.seed_errors:
+            return {"outcome": "other", "kind": "SeedError", "msg": self.seed_errors[reader],
+                    "where": "", "note": "", "size": 0, "peak": 0, "secs": 0.0}
         try:
             c, path = self.write(reader, case)
         except Exception as e:              # noqa: BLE001 - a bug in the harness, not the reader
