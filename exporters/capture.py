@@ -5,6 +5,11 @@ The cell runs in eval mode as a pure function of (parameter arrays, inputs), bui
 custom_jvp/custom_vjp calls, closed_call, remat) are inlined, ``stop_gradient`` is dropped,
 literals and closed-over arrays become named constants, and nodes nothing reads are removed.
 Each node's ``source`` is the dotted path of the cell whose ``construct`` produced it.
+
+An input with unknown dims (``Tensor(shape=[None, 3], dtype=msjax.float32)``, shape (-1, 3)) is
+traced with JAX shape polymorphism: one symbolic dimension per unknown dim, "batch" for dim 0
+(shared by all inputs) and "<input name>_dim<axis>" for the others. The graph's shapes and the
+nodes' shape params then hold ``ir.Dim``s (JAX's dimension expressions, converted).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from flax import nnx
 from jax.extend import core as jcore
 
 from exporters import ir
+from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor, unwrap
 from msjax.errors import ExportError
 from msjax.nn.cell import Cell, inline_calls
@@ -40,7 +46,8 @@ def capture(net, *inputs, name=None):
     """
     if not isinstance(net, Cell):
         raise ExportError(f"capture needs a msjax Cell, got {type(net).__name__}")
-    arrays = [_input_array(x, i) for i, x in enumerate(inputs)]
+    arrays = _input_arrays(net, inputs)
+    symbolic = any(isinstance(a, jax.ShapeDtypeStruct) for a in arrays)
     modes = [(cell, cell.training) for _, cell in net.cells_and_names()]
     net.set_train(False)
     try:
@@ -65,12 +72,92 @@ def capture(net, *inputs, name=None):
     except jax.errors.ConcretizationTypeError as exc:
         raise ExportError(f"cannot capture {type(net).__name__}: construct uses a tensor's value in Python "
                           f"control flow; use jnp.where or lax.cond instead ({exc})") from exc
+    except (jax.errors.InconclusiveDimensionOperation, TypeError, ValueError) as exc:
+        if not symbolic or isinstance(exc, ExportError):
+            raise
+        raise ExportError(f"cannot capture {type(net).__name__} with dynamic input shapes "
+                          f"{[_shape_text(a) for a in arrays]}: {type(exc).__name__}: {exc}") from exc
     finally:
         for cell, mode in modes:
             cell.training = mode
     param_names = [variables[i].name for i in dynamic]
     known = {path for path, _ in net.cells_and_names() if path}
-    return _build(closed, net, param_names, arrays, known, name or type(net).__name__)
+    return _build(closed, net, param_names, arrays, known, name or type(net).__name__, symbolic)
+
+
+def _input_arrays(net, inputs):
+    """The traced inputs: arrays, and a ``jax.ShapeDtypeStruct`` with symbolic dims for each
+    data-less Tensor whose shape has unknown (-1) dims."""
+    names = input_names(net, len(inputs))
+    scope = jax.export.SymbolicScope()
+    arrays = []
+    for index, (x, name) in enumerate(zip(inputs, names)):
+        shape = tuple(x.shape) if isinstance(x, Tensor) else ()
+        if not any(d < 0 for d in shape):
+            arrays.append(_input_array(x, index))
+            continue
+        if any(d < -1 for d in shape):
+            raise ExportError(f"export input {index} ({name!r}) has a dynamic rank (shape {list(shape)}); "
+                              f"only dims may be unknown: give the rank, e.g. shape=[None, 3]")
+        spec = ", ".join(("batch" if axis == 0 else f"{name}_dim{axis}") if d == -1 else str(d)
+                         for axis, d in enumerate(shape))
+        dims = jax.export.symbolic_shape(spec, scope=scope)
+        arrays.append(jax.ShapeDtypeStruct(dims, mstype.to_numpy(x.dtype)))
+    return arrays
+
+
+def _shape_text(a):
+    return "(" + ", ".join(str(d) for d in a.shape) + ")"
+
+
+def _dim(d):
+    """A JAX dimension (int or symbolic expression) as an int or ``ir.Dim``."""
+    if not jax.export.is_symbolic_dim(d):
+        return int(d)
+    try:
+        terms = [_term(term, coeff) for term, coeff in d._sorted_terms]
+    except AttributeError as exc:     # JAX's expression internals moved: say so plainly
+        raise ExportError(f"cannot read JAX's symbolic dimension {d} ({exc}); this JAX version is "
+                          f"not supported for dynamic-shape export") from exc
+    return terms[0] if len(terms) == 1 else ir.Dim("add", tuple(terms))
+
+
+def _term(term, coeff):
+    factors = []
+    for factor, power in term._factors:
+        if factor.var is not None:
+            x = ir.Dim.symbol(factor.var)
+        else:
+            x = ir.Dim(factor.operation, tuple(_dim(o) for o in factor.operands))
+        factors += [x] * int(power)
+    if not factors:
+        return int(coeff)
+    if coeff != 1:
+        factors.insert(0, int(coeff))
+    return factors[0] if len(factors) == 1 else ir.Dim("mul", tuple(factors))
+
+
+def _shape(shape):
+    """An aval shape for the IR: as is when static, with ``ir.Dim``s for symbolic dims."""
+    shape = tuple(shape)
+    if not any(jax.export.is_symbolic_dim(d) for d in shape):
+        return shape
+    return tuple(_dim(d) for d in shape)
+
+
+def _param(value):
+    """An equation param with every JAX symbolic dimension (in plain tuples/lists) as ``ir.Dim``."""
+    if jax.export.is_symbolic_dim(value):
+        return _dim(value)
+    if type(value) in (tuple, list) and _has_symbolic(value):
+        return type(value)(_param(v) for v in value)
+    return value
+
+
+def _has_symbolic(value):
+    if jax.export.is_symbolic_dim(value):
+        return True
+    return type(value) in (tuple, list) and any(_has_symbolic(v) for v in value)
 
 
 def _input_array(x, index):
@@ -96,8 +183,9 @@ def input_names(net, count):
 
 
 class _Builder:
-    def __init__(self, known):
+    def __init__(self, known, symbolic=False):
         self.known = known
+        self.symbolic = symbolic
         self.nodes = []
         self.constants = OrderedDict()
         self._literals = {}
@@ -146,14 +234,15 @@ class _Builder:
             if prim in _ELIDE:
                 env.update(zip(eqn.outvars, names))
                 continue
-            outs = [ir.Value(self.fresh(), tuple(v.aval.shape), np.dtype(v.aval.dtype)) for v in eqn.outvars]
+            outs = [ir.Value(self.fresh(), _shape(v.aval.shape), np.dtype(v.aval.dtype)) for v in eqn.outvars]
             env.update((v, o.name) for v, o in zip(eqn.outvars, outs))
-            self.nodes.append(ir.Node(prim, names, outs, dict(eqn.params), self.source(here)))
+            params = {k: _param(v) for k, v in eqn.params.items()} if self.symbolic else dict(eqn.params)
+            self.nodes.append(ir.Node(prim, names, outs, params, self.source(here)))
 
 
-def _build(closed, net, param_names, arrays, known, name):
+def _build(closed, net, param_names, arrays, known, name, symbolic=False):
     jaxpr = closed.jaxpr
-    builder = _Builder(known)
+    builder = _Builder(known, symbolic)
     env = {v: builder.constant(c) for v, c in zip(jaxpr.constvars, closed.consts)}
     in_names = input_names(net, len(arrays))
     env.update(zip(jaxpr.invars, param_names + in_names))
@@ -164,11 +253,11 @@ def _build(closed, net, param_names, arrays, known, name):
         src = builder.read(var, env)
         aval = var.aval
         if src not in produced or src in seen:     # an input, parameter or constant returned as is
-            out = ir.Value(builder.fresh(), tuple(aval.shape), np.dtype(aval.dtype))
+            out = ir.Value(builder.fresh(), _shape(aval.shape), np.dtype(aval.dtype))
             builder.nodes.append(ir.Node("copy", [src], [out], {}, ""))
             src = out.name
         seen.add(src)
-        outputs.append(ir.Value(src, tuple(aval.shape), np.dtype(aval.dtype)))
+        outputs.append(ir.Value(src, _shape(aval.shape), np.dtype(aval.dtype)))
     nodes = _prune(builder.nodes, {o.name for o in outputs})
     used = {i for n in nodes for i in n.inputs}
     constants = OrderedDict((k, v) for k, v in builder.constants.items() if k in used)
@@ -177,7 +266,7 @@ def _build(closed, net, param_names, arrays, known, name):
     for _, param in net.parameters_and_names():       # values as the graph computes them (x64 off)
         array = np.asarray(param.get_value())
         parameters[param.name] = array.astype(traced.get(param.name, array.dtype), copy=False)
-    inputs = [ir.Value(n, tuple(v.aval.shape), np.dtype(v.aval.dtype))
+    inputs = [ir.Value(n, _shape(v.aval.shape), np.dtype(v.aval.dtype))
               for n, v in zip(in_names, jaxpr.invars[len(param_names):])]
     return ir.Graph(name, inputs, outputs, parameters, constants, nodes)
 

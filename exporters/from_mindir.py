@@ -196,9 +196,9 @@ def run(graph: MindIRGraph, params: dict, *args):
         env[full] = params[key]
     for (name, shape, dtype), x in zip(graph.inputs, args):
         x = jnp.asarray(x)
-        if shape is not None and tuple(x.shape) != shape and -1 not in shape:
+        if shape is not None and not _fits(tuple(x.shape), shape):
             raise ExportError(f"{graph.file_name}: input {name.split(':')[-1]!r} must have shape "
-                              f"{list(shape)}, got {list(x.shape)}")
+                              f"{list(shape)} (-1: any size), got {list(x.shape)}")
         env[name] = x if dtype is None else x.astype(dtype)
     for op in graph.ops:
         try:
@@ -209,6 +209,13 @@ def run(graph: MindIRGraph, params: dict, *args):
         env[op.output] = _apply(op, args_, graph.file_name)
     out = [env[name] for name in graph.outputs]
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def _fits(actual, declared):
+    """Does an input of shape ``actual`` fit a declared input shape (-1: any size, -2: any rank)?"""
+    if -2 in declared:
+        return True
+    return len(actual) == len(declared) and all(d == -1 or d == a for a, d in zip(actual, declared))
 
 
 def _apply(op, args, file_name):
@@ -404,6 +411,11 @@ OPS = {
     "BroadcastTo": lambda a, k: jnp.broadcast_to(a[0], tuple(s if s != -1 else d for s, d in
                                                               zip(a[1], (1,) * (len(a[1]) - a[0].ndim) + a[0].shape))),
     "ExpandDims": lambda a, k: jnp.expand_dims(a[0], int(a[1])),
+    # dynamic shapes: x.shape as a tuple of ints (static per traced input shape) and its arithmetic
+    "Shape": lambda a, k: tuple(int(d) for d in a[0].shape),
+    "ScalarAdd": lambda a, k: a[0] + a[1], "ScalarSub": lambda a, k: a[0] - a[1],
+    "ScalarMul": lambda a, k: a[0] * a[1], "ScalarFloorDiv": lambda a, k: a[0] // a[1],
+    "ScalarMod": lambda a, k: a[0] % a[1],
     "Squeeze": lambda a, k: jnp.squeeze(a[0], tuple(a[1]) or None),
     "Concat": lambda a, k: jnp.concatenate(a[0], axis=int(a[1])), "Cast": _cast,
     "StridedSlice": _strided_slice,

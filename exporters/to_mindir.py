@@ -11,6 +11,13 @@ Conv2D, MaxPool and Pad are classic primitives whose arguments are primitive att
 
 ``RULES`` maps each jaxpr primitive to a function ``rule(emitter, node) -> output name``.
 
+Dynamic shapes are written as MindSpore 2.10 writes them for ``Tensor(shape=[None, 3], ...)``
+inputs: every unknown dim is -1 in the inputs', nodes' and outputs' shapes (no other attribute
+changes); a Reshape with one unknown dim gets -1 there, a BroadcastTo keeps an input's dim with
+-1; any other shape argument is computed as MindSpore does for ``x.shape`` arithmetic:
+``Shape(input)``, ``TupleGetItem``, ``ScalarMul``/``ScalarAdd``/``ScalarFloorDiv``/``ScalarMod``
+and a ``MakeTuple`` of the scalars.
+
 >>> write(capture(net, x), "net.mindir")           # doctest: +SKIP
 """
 from __future__ import annotations
@@ -34,6 +41,14 @@ CLASSIC = pb.PrimitiveProto.PRIMITIVE
 A = pb.AttributeProto
 
 
+def _spec(shape, dtype):
+    """tensor_spec with MindSpore's -1 for every symbolic dim."""
+    return tensor_spec(tuple(-1 if isinstance(d, ir.Dim) else d for d in shape), dtype)
+
+
+_SCALAR_OPS = {"add": "ScalarAdd", "mul": "ScalarMul", "floordiv": "ScalarFloorDiv", "mod": "ScalarMod"}
+
+
 class _Emitter:
     """Builds one GraphProto: names values, emits Constant and primitive nodes."""
 
@@ -49,6 +64,8 @@ class _Emitter:
         self.names = {}            # ir value name -> mindir name
         self._count = 0
         self._scalars = {}
+        self._sources = graph.symbol_sources()
+        self._dims, self._shapes = {}, {}
 
     # ------------------------------------------------------------- naming
     def fresh(self, stem="CNode"):
@@ -98,8 +115,66 @@ class _Emitter:
         out = f"{self.gname}:CNode_{self._count}"
         node = self.g.node.add(input=list(inputs), output=[out], name=out, op_type=f"REF::{pname}")
         node.attribute.append(abstract if abstract is not None else
-                              A(name="shape", type=A.TENSORS, tensors=[tensor_spec(shape, dtype)]))
+                              A(name="shape", type=A.TENSORS, tensors=[_spec(shape, dtype)]))
         return out
+
+    # ------------------------------------------------------------- symbolic dims
+    @staticmethod
+    def _scalar_abstract(count=None):
+        """The abstract of an int64 scalar (``count`` None) or of a tuple of ``count`` of them."""
+        one = dict(type=A.SCALAR, tensors=[pb.TensorProto(dims=[0], data_type=pb.TensorProto.INT64)])
+        if count is None:
+            return A(name="shape", **one)
+        return A(name="shape", type=A.TUPLE, values=[A(**one) for _ in range(count)])
+
+    def dim(self, d):
+        """The value of dim ``d`` as a MindSpore int64 scalar (a Constant for an int)."""
+        if not isinstance(d, ir.Dim):
+            return self.const(int(d))
+        if d not in self._dims:
+            def combine(op):
+                def scalar(a, b):
+                    if op not in _SCALAR_OPS:
+                        raise ExportError(f"{self.graph.name}: symbolic dim {d} needs {op}, which MINDIR "
+                                          f"export cannot compute")
+                    return self.op(_SCALAR_OPS[op], [a, b], None, None, abstract=self._scalar_abstract())
+                return scalar
+            if d.name is not None:
+                self._dims[d] = self._symbol(d.name)
+            else:
+                self._dims[d] = d.evaluate(lambda name: self.dim(ir.Dim.symbol(name)), self.const,
+                                           {k: combine(k) for k in ir.Dim.OPS})
+        return self._dims[d]
+
+    def _symbol(self, name):
+        if name not in self._sources:
+            raise ExportError(f"{self.graph.name}: symbolic dim {name!r} is not a dim of any input")
+        value, axis = self._sources[name]
+        if value not in self._shapes:
+            rank = len(self.shape(value))
+            self._shapes[value] = self.op("Shape", [self.ref(value)], None, None,
+                                          abstract=self._scalar_abstract(rank))
+        return self.op("TupleGetItem", [self._shapes[value], self.const(axis)], None, None,
+                       kind=CLASSIC, abstract=self._scalar_abstract())
+
+    def dims(self, dims, keep=None):
+        """A shape argument: a constant tuple, with -1 at the axes in ``keep`` (dims the op infers
+        or keeps); when other dims are symbolic, a MakeTuple of their computed scalars."""
+        keep = set(keep or ())
+        dims = tuple(-1 if i in keep else d for i, d in enumerate(dims))
+        if ir.is_static(dims):
+            return self.const(tuple(int(d) for d in dims))
+        items = [self.dim(d) for d in dims]
+        return self.op("MakeTuple", items, None, None, kind=CLASSIC, abstract=self._scalar_abstract(len(items)))
+
+    def reshape_dims(self, shape):
+        """A Reshape's shape argument: one symbolic dim becomes -1; more are computed."""
+        axes = ir.dynamic_axes(shape)
+        return self.dims(shape, keep=axes if len(axes) == 1 else ())
+
+    def broadcast_dims(self, shape, aligned):
+        """A BroadcastTo's shape: -1 (keep) where the input already has the symbolic dim."""
+        return self.dims(shape, keep=[i for i, d in enumerate(shape) if isinstance(d, ir.Dim) and aligned[i] == d])
 
 
 # ================================================================ rules
@@ -146,12 +221,12 @@ def _reshape(e, node):
     shape, dtype = _out(node)
     if node.params.get("dimensions") not in (None, ()):
         raise ExportError(f"{node.source or e.graph.name}: reshape with dimensions is not supported")
-    return e.op("Reshape", [e.ref(node.inputs[0]), e.const(tuple(int(d) for d in shape))], shape, dtype)
+    return e.op("Reshape", [e.ref(node.inputs[0]), e.reshape_dims(shape)], shape, dtype)
 
 
 def _squeeze(e, node):
     shape, dtype = _out(node)
-    return e.op("Reshape", [e.ref(node.inputs[0]), e.const(tuple(int(d) for d in shape))], shape, dtype)
+    return e.op("Reshape", [e.ref(node.inputs[0]), e.reshape_dims(shape)], shape, dtype)
 
 
 def _broadcast_in_dim(e, node):
@@ -163,11 +238,11 @@ def _broadcast_in_dim(e, node):
         aligned[axis] = dim
     aligned = tuple(aligned)
     if aligned != in_shape:
-        x = e.op("Reshape", [x, e.const(aligned)], aligned, dtype)
+        x = e.op("Reshape", [x, e.reshape_dims(aligned)], aligned, dtype)
     if aligned != tuple(shape):
-        x = e.op("BroadcastTo", [x, e.const(tuple(int(d) for d in shape))], shape, dtype)
+        x = e.op("BroadcastTo", [x, e.broadcast_dims(shape, aligned)], shape, dtype)
     elif aligned == in_shape:
-        x = e.op("Reshape", [x, e.const(aligned)], aligned, dtype)
+        x = e.op("Reshape", [x, e.reshape_dims(aligned)], aligned, dtype)
     return x
 
 
@@ -191,14 +266,16 @@ def _select_n(e, node):
     shape, dtype = _out(node)
     p = e.ref(pred)
     if e.shape(pred) != shape:
-        p = e.op("BroadcastTo", [p, e.const(tuple(shape))], shape, np.bool_)
+        pred_shape = e.shape(pred)
+        aligned = (1,) * (len(shape) - len(pred_shape)) + pred_shape
+        p = e.op("BroadcastTo", [p, e.broadcast_dims(shape, aligned)], shape, np.bool_)
     return e.op("Select", [p, e.ref(cases[1]), e.ref(cases[0])], shape, dtype)
 
 
 def _concatenate(e, node):
     parts = [e.ref(n) for n in node.inputs]
     abstract = A(name="shape", type=A.TUPLE,
-                 values=[A(type=A.TENSORS, tensors=[tensor_spec(e.shape(n), e.dtype(n))])
+                 values=[A(type=A.TENSORS, tensors=[_spec(e.shape(n), e.dtype(n))])
                          for n in node.inputs])
     tup = e.op("MakeTuple", parts, None, None, kind=CLASSIC, abstract=abstract)
     return e.op("Concat", [tup, e.const(int(node.params["dimension"]))], *_out(node))
@@ -227,11 +304,14 @@ def _dot_general(e, node):
         return e.op("BatchMatMul", [a, b, e.const(lc == nb), e.const(trans_b)], shape, dtype)
     if lc == len(ls) - 1 and len(ls) != 2:   # (..., K) @ (K, N): flatten the leading dims
         k = ls[-1]
-        rows = int(np.prod(ls[:-1])) if ls[:-1] else 1
-        a = e.op("Reshape", [a, e.const((rows, k))], (rows, k), e.dtype(lhs))
+        if not ir.is_static(ls[:-1]):         # symbolic leading dims: -1 rows
+            rows = -1
+        else:
+            rows = int(np.prod(ls[:-1])) if ls[:-1] else 1
+        a = e.op("Reshape", [a, e.reshape_dims((rows, k))], (rows, k), e.dtype(lhs))
         n = rs[1] if rc == 0 else rs[0]
         y = e.op("MatMul", [a, b, e.const(False), e.const(trans_b)], (rows, n), dtype)
-        return e.op("Reshape", [y, e.const(tuple(shape))], shape, dtype)
+        return e.op("Reshape", [y, e.reshape_dims(shape)], shape, dtype)
     if len(ls) != 2:
         raise ExportError(f"{where}: dot_general contracting dim {lc} of lhs {ls} is not supported")
     return e.op("MatMul", [a, b, e.const(lc == 0), e.const(trans_b)], shape, dtype)
@@ -240,7 +320,11 @@ def _dot_general(e, node):
 def _spatial(node, rank_offset):
     """The (top, bottom, left, right) padding of a 2-D window op."""
     pads = [tuple(p) for p in node.params["padding"]][rank_offset:]
-    return (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
+    pads = (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
+    if not ir.is_static(pads):
+        raise ExportError(f"{node.source or '<top level>'}: padding {pads} depends on a symbolic input "
+                          f"dim; MINDIR export needs static spatial dims for SAME padding")
+    return pads
 
 
 def _same_pads(in_hw, k, s, d=(1, 1)):
@@ -267,7 +351,7 @@ def _conv(e, node):
     pads = _spatial(node, 0)
     if pads == (0, 0, 0, 0):
         mode = "valid"
-    elif pads == _same_pads(e.shape(lhs)[2:], (kh, kw), (sh, sw), (dh, dw)):
+    elif ir.is_static(e.shape(lhs)[2:]) and pads == _same_pads(e.shape(lhs)[2:], (kh, kw), (sh, sw), (dh, dw)):
         mode = "same"
     else:
         mode = "pad"
@@ -290,7 +374,7 @@ def _window(node, e, where):
     pads = _spatial(node, 2)
     if pads == (0, 0, 0, 0):
         mode = "VALID"
-    elif pads == _same_pads(e.shape(x)[2:], k[2:], s[2:]):
+    elif ir.is_static(e.shape(x)[2:]) and pads == _same_pads(e.shape(x)[2:], k[2:], s[2:]):
         mode = "SAME"
     else:
         raise ExportError(f"{where}: pooling padding {pads} is neither VALID nor SAME; MindSpore's "
@@ -316,10 +400,18 @@ def _sum_pool(e, node):
 
 
 def _slice(e, node):
-    start = tuple(int(v) for v in node.params["start_indices"])
-    limit = tuple(int(v) for v in node.params["limit_indices"])
-    strides = tuple(int(v) for v in (node.params.get("strides") or (1,) * len(start)))
+    start, limit = tuple(node.params["start_indices"]), tuple(node.params["limit_indices"])
+    strides = tuple(node.params.get("strides") or (1,) * len(start))
     zero = e.const(0)
+    if not ir.is_static(start + limit + strides):
+        # a slice to a symbolic dim's end: end_mask bit with end 0, as MindSpore writes x[:, :1]
+        full = e.shape(node.inputs[0])
+        to_end = [i for i, v in enumerate(limit) if isinstance(v, ir.Dim) and v == full[i]]
+        limit = tuple(0 if i in to_end else v for i, v in enumerate(limit))
+        end_mask = e.const(sum(1 << i for i in to_end)) if to_end else zero
+        return e.op("StridedSlice", [e.ref(node.inputs[0]), e.dims(start), e.dims(limit), e.dims(strides),
+                                     zero, end_mask, zero, zero, zero], *_out(node))
+    start, limit, strides = (tuple(int(v) for v in t) for t in (start, limit, strides))
     return e.op("StridedSlice", [e.ref(node.inputs[0]), e.const(start), e.const(limit), e.const(strides),
                                  zero, zero, zero, zero, zero], *_out(node))
 
@@ -329,7 +421,8 @@ def _static(e, name):
     if name in e.graph.constants:
         return np.asarray(e.graph.constants[name])
     node = e.producers.get(name)
-    if node is not None and node.op in ("convert_element_type", "broadcast_in_dim", "reshape"):
+    if node is not None and node.op in ("convert_element_type", "broadcast_in_dim", "reshape") \
+            and ir.is_static(node.outputs[0].shape):
         src = _static(e, node.inputs[0])
         if src is not None:
             return np.broadcast_to(src, node.outputs[0].shape).astype(node.outputs[0].dtype)
@@ -339,6 +432,8 @@ def _static(e, name):
 def _pad(e, node):
     where = node.source or e.graph.name
     x, value = node.inputs
+    if not ir.is_static([v for c in node.params["padding_config"] for v in c]):
+        raise ExportError(f"{where}: padding {node.params['padding_config']} depends on a symbolic input dim")
     config = [tuple(int(v) for v in c) for c in node.params["padding_config"]]
     fill = _static(e, value)
     if fill is None or np.any(np.asarray(fill) != 0) or any(c[2] or c[0] < 0 or c[1] < 0 for c in config):
@@ -359,7 +454,7 @@ def _gather(e, node):
           and not getattr(dn, "operand_batching_dims", ()))
     if not ok:
         raise ExportError(f"{where}: only take-along-axis-0 gathers (embedding lookups) export to MINDIR")
-    i = e.op("Reshape", [e.ref(idx), e.const(tuple(ishape[:-1]))], ishape[:-1], e.dtype(idx))
+    i = e.op("Reshape", [e.ref(idx), e.reshape_dims(ishape[:-1])], ishape[:-1], e.dtype(idx))
     return e.op("Gather", [e.ref(table), i, e.const(0), e.const(0)], *_out(node))
 
 
@@ -397,7 +492,7 @@ def to_model_proto(graph: ir.Graph) -> pb.ModelProto:
         e.names[name] = t.name
     for value in graph.inputs:
         full = f"{e.gname}:{value.name}"
-        e.g.input.add(name=full, tensor=[tensor_spec(value.shape, value.dtype)])
+        e.g.input.add(name=full, tensor=[_spec(value.shape, value.dtype)])
         e.names[value.name] = full
     for node in graph.nodes:
         out = RULES[node.op](e, node)
@@ -407,10 +502,10 @@ def to_model_proto(graph: ir.Graph) -> pb.ModelProto:
     outs = [e.ref(v.name) for v in graph.outputs]
     if len(outs) == 1:
         v = graph.outputs[0]
-        e.g.output.add(name=outs[0], tensor=[tensor_spec(v.shape, v.dtype)])
+        e.g.output.add(name=outs[0], tensor=[_spec(v.shape, v.dtype)])
     else:
         abstract = A(name="shape", type=A.TUPLE,
-                     values=[A(type=A.TENSORS, tensors=[tensor_spec(v.shape, v.dtype)]) for v in graph.outputs])
+                     values=[A(type=A.TENSORS, tensors=[_spec(v.shape, v.dtype)]) for v in graph.outputs])
         tup = e.op("MakeTuple", outs, None, None, kind=CLASSIC, abstract=abstract)
         e.g.output.add(name=tup)
     return e.model

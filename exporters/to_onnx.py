@@ -5,6 +5,13 @@ A rule is ``rule(ctx, node, ins, outs)``: ``ins`` are the ONNX names of the node
 dotted names with ``raw_data`` equal to the checkpoint bytes (as in MindSpore's ONNX export);
 the graph input of a one-input network is named after ``construct``'s argument ("x").
 
+Dynamic shapes: a graph captured from an input with unknown dims (``Tensor(shape=[None, 3],
+dtype=...)``) has symbolic dims (``ir.Dim``); they become ``dim_param`` in the graph's inputs and
+outputs ("batch", "4*batch"), and every shape an op needs (Reshape, Expand, Slice ...) is either
+constant (-1 for a Reshape's one unknown dim, 1 for an Expand dim the input already has) or
+computed at run time from the inputs' ``Shape``. (MindSpore 2.10 itself refuses dynamic-shape
+ONNX export; msjax writes it.)
+
 >>> write(capture(net, x), "net.onnx", opset_version=18, dynamic_batch=True)   # doctest: +SKIP
 """
 from __future__ import annotations
@@ -13,11 +20,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from exporters import ir
 from exporters.protofile import write_bytes
 from exporters.rules import check_supported
 from msjax.errors import ExportError, UnsupportedOpError
 
-__all__ = ["RULES", "DEFAULT_OPSET", "to_model", "write"]
+__all__ = ["RULES", "SYMBOLIC_RULES", "DEFAULT_OPSET", "to_model", "write"]
 
 #: the opset written when ``opset_version`` is not given (onnxruntime 1.32 runs it fully)
 DEFAULT_OPSET = 18
@@ -33,8 +41,12 @@ class _Context:
         self.values = graph.values()
         self.opset = opset
         self.batch = graph.inputs[0].shape[0] if dynamic_batch and graph.inputs and graph.inputs[0].shape else None
+        if isinstance(self.batch, ir.Dim):         # a symbolic batch is dynamic already
+            self.batch = None
         self.nodes, self.initializers = [], []
         self._consts = {}
+        self._sources = graph.symbol_sources()
+        self._dims, self._shapes = {}, {}
         self._count = 0
         self.source = ""
 
@@ -70,6 +82,54 @@ class _Context:
         if self.batch is not None and dims and dims[0] == self.batch:
             dims[0] = -1 if kind == "reshape" else 1
         return self.ints(dims)
+
+    # symbolic dims: computed from the graph inputs' shapes at run time
+    def dim(self, d):
+        """A 1-D int64 tensor holding ``[d]``: a constant for an int, computed for an ``ir.Dim``."""
+        if not isinstance(d, ir.Dim):
+            return self.ints([int(d)])
+        if d not in self._dims and d.name is not None:
+            self._dims[d] = self._symbol(d.name)
+        elif d not in self._dims:
+            ops = {"add": "Add", "mul": "Mul", "floordiv": "Div", "mod": "Mod", "max": "Max", "min": "Min"}
+            self._dims[d] = d.evaluate(lambda name: self.dim(ir.Dim.symbol(name)), lambda k: self.ints([k]),
+                                       {k: (lambda a, b, t=t: self.op(t, [a, b])) for k, t in ops.items()})
+        return self._dims[d]
+
+    def _symbol(self, name):
+        if name not in self._sources:
+            raise ExportError(f"ONNX export of {self.graph.name}: symbolic dim {name!r} is not a dim of any input")
+        value, axis = self._sources[name]
+        if value not in self._shapes:
+            self._shapes[value] = self.op("Shape", [value])
+        return self.op("Gather", [self._shapes[value], self.ints([axis])])
+
+    def dims(self, dims):
+        """A 1-D int64 tensor of ``dims`` (ints and ``ir.Dim``s); constant when all are ints."""
+        dims = list(dims)
+        if ir.is_static(dims):
+            return self.ints(dims)
+        parts, run = [], []
+        for d in dims:
+            if isinstance(d, ir.Dim):
+                if run:
+                    parts.append(self.ints(run))
+                    run = []
+                parts.append(self.dim(d))
+            else:
+                run.append(int(d))
+        if run:
+            parts.append(self.ints(run))
+        return self.op("Concat", parts, axis=0)
+
+    def reshape_target(self, shape):
+        """A Reshape's shape input: static as before; one unknown dim is -1; else computed."""
+        if ir.is_static(shape):
+            return self.shape(shape, "reshape")
+        axes = ir.dynamic_axes(shape)
+        if len(axes) == 1:
+            return self.ints([-1 if i == axes[0] else int(d) for i, d in enumerate(shape)])
+        return self.dims(shape)
 
     def reduce(self, op_type, x, axes, out, keepdims=0):
         if op_type == "ReduceSum" or self.opset >= 18:
@@ -131,7 +191,7 @@ def _exp2(ctx, node, ins, outs):
 def _integer_pow(ctx, node, ins, outs):
     y, x = node.params["y"], ins[0]
     if y == 0:
-        ctx.op("Expand", [ctx.const(1, node.outputs[0].dtype), ctx.ints(node.outputs[0].shape)], outs[0])
+        ctx.op("Expand", [ctx.const(1, node.outputs[0].dtype), ctx.dims(node.outputs[0].shape)], outs[0])
         return
     acc = x
     for _ in range(abs(y) - 1):
@@ -159,7 +219,7 @@ def _convert(ctx, node, ins, outs):
 def _reshape(ctx, node, ins, outs):
     if node.params.get("dimensions") is not None:
         raise _unsupported(node, "reshape with dimensions is not supported")
-    ctx.op("Reshape", [ins[0], ctx.shape(node.outputs[0].shape, "reshape")], outs[0])
+    ctx.op("Reshape", [ins[0], ctx.reshape_target(node.outputs[0].shape)], outs[0])
 
 
 def _squeeze(ctx, node, ins, outs):
@@ -170,7 +230,14 @@ def _broadcast_in_dim(ctx, node, ins, outs):
     shape, dims = node.outputs[0].shape, tuple(node.params["broadcast_dimensions"])
     missing = [i for i in range(len(shape)) if i not in dims]
     x = ctx.op("Unsqueeze", [ins[0], ctx.ints(missing)]) if missing else ins[0]
-    ctx.op("Expand", [x, ctx.shape(shape, "expand")], outs[0])
+    if ir.is_static(shape):
+        ctx.op("Expand", [x, ctx.shape(shape, "expand")], outs[0])
+        return
+    aligned = [1] * len(shape)           # Expand keeps an input dim where the target says 1
+    for axis, d in zip(dims, ctx.values[node.inputs[0]].shape):
+        aligned[axis] = d
+    target = [1 if isinstance(d, ir.Dim) and aligned[i] == d else d for i, d in enumerate(shape)]
+    ctx.op("Expand", [x, ctx.dims(target)], outs[0])
 
 
 def _transpose(ctx, node, ins, outs):
@@ -182,13 +249,19 @@ def _concatenate(ctx, node, ins, outs):
 
 
 def _split(ctx, node, ins, outs):
-    ctx.op("Split", [ins[0], ctx.ints(node.params["sizes"])], outs, axis=int(node.params["axis"]))
+    ctx.op("Split", [ins[0], ctx.dims(node.params["sizes"])], outs, axis=int(node.params["axis"]))
 
 
 def _slice(ctx, node, ins, outs):
     starts = list(node.params["start_indices"])
     limits = list(node.params["limit_indices"])
     steps = list(node.params["strides"] or [1] * len(starts))
+    if not ir.is_static(starts + limits + steps):
+        full = ctx.values[node.inputs[0]].shape            # a slice to a dim's end: to INT64_MAX
+        limits = [_INT64_MAX if isinstance(lim, ir.Dim) and lim == full[i] else lim for i, lim in enumerate(limits)]
+        axes = list(range(len(starts)))
+        ctx.op("Slice", [ins[0], ctx.dims(starts), ctx.dims(limits), ctx.ints(axes), ctx.dims(steps)], outs[0])
+        return
     if ctx.batch is not None and starts and starts[0] == 0 and limits[0] == ctx.batch and steps[0] == 1:
         limits[0] = _INT64_MAX
     axes = list(range(len(starts)))
@@ -200,12 +273,14 @@ def _pad(ctx, node, ins, outs):
     if any(interior for _, _, interior in config):
         raise _unsupported(node, "interior padding has no ONNX equivalent")
     pads = [lo for lo, _, _ in config] + [hi for _, hi, _ in config]
-    ctx.op("Pad", [ins[0], ctx.ints(pads), ins[1]], outs[0], mode="constant")
+    ctx.op("Pad", [ins[0], ctx.dims(pads), ins[1]], outs[0], mode="constant")
 
 
 def _iota(ctx, node, ins, outs):
     p = node.params
     shape = tuple(p["shape"])
+    if not ir.is_static(shape):
+        raise _unsupported(node, f"iota of symbolic shape {shape}")
     ramp = np.arange(shape[p["dimension"]], dtype=np.dtype(p["dtype"]))
     view = [1] * len(shape)
     view[p["dimension"]] = shape[p["dimension"]]
@@ -294,6 +369,8 @@ def _conv(ctx, node, ins, outs):
     if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
         raise _unsupported(node, "transposed or batch-grouped convolutions are not supported")
     pads = [tuple(pair) for pair in p["padding"]]
+    if not ir.is_static([d for pair in pads for d in pair]):
+        raise _unsupported(node, f"padding {pads} depends on a symbolic input dim; give the spatial dims")
     if any(lo < 0 or hi < 0 for lo, hi in pads):
         raise _unsupported(node, "negative padding is not supported")
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
@@ -315,6 +392,8 @@ def _pool(kind):
         p = node.params
         window, strides = list(p["window_dimensions"]), list(p["window_strides"])
         pads = [tuple(pair) for pair in p["padding"]]
+        if not ir.is_static([d for pair in pads for d in pair]):
+            raise _unsupported(node, f"padding {pads} depends on a symbolic input dim; give the spatial dims")
         lead = len(window) - 2
         if (window[:2] != [1, 1] or strides[:2] != [1, 1] or any(lo or hi for lo, hi in pads[:2]) or lead < 1
                 or any(d != 1 for d in p["base_dilation"]) or any(d != 1 for d in p["window_dilation"])):
@@ -346,6 +425,12 @@ def _gather(ctx, node, ins, outs):
     ctx.op("GatherND", [ins[0], index], outs[0])
 
 
+def _dim_as_value(ctx, node, ins, outs):
+    """A (symbolic) dim as a scalar value (``x.shape[0]`` used in arithmetic, ``mean`` over it)."""
+    scalar = ctx.op("Squeeze", [ctx.dim(node.params["dim"]), ctx.ints([0])])
+    ctx.op("Cast", [scalar], outs[0], to=_onnx_type(node.outputs[0].dtype))
+
+
 _UNARY = {"neg": "Neg", "exp": "Exp", "log": "Log", "tanh": "Tanh", "logistic": "Sigmoid", "sqrt": "Sqrt",
           "abs": "Abs", "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "erf": "Erf", "sin": "Sin",
           "cos": "Cos", "tan": "Tan", "copy": "Identity"}
@@ -368,11 +453,13 @@ RULES = {**{prim: _simple(op) for prim, op in _UNARY.items()},
          "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"), "cumsum": _cumsum,
          "dot_general": _dot_general, "conv_general_dilated": _conv,
          "reduce_window_max": _pool("max"), "reduce_window_sum": _pool("sum"), "gather": _gather}
+#: rules for primitives that only graphs with symbolic dims contain (tests/test_export_dynamic.py)
+SYMBOLIC_RULES = {"dim_as_value": _dim_as_value}
 
 
 # ------------------------------------------------------------------------------------ writer
 def _value_info(value, batch):
-    shape = list(value.shape)
+    shape = [str(d) if isinstance(d, ir.Dim) else d for d in value.shape]     # symbolic: dim_param
     if batch is not None and shape and shape[0] == batch:
         shape[0] = "batch"
     return helper.make_tensor_value_info(value.name, _onnx_type(value.dtype), shape)
@@ -383,7 +470,8 @@ def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
     if not _MIN_OPSET <= int(opset_version) <= onnx.defs.onnx_opset_version():
         raise ExportError(f"ONNX export: opset_version {opset_version} is outside the supported range "
                           f"{_MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
-    check_supported(graph, RULES, "ONNX")
+    rules = {**RULES, **SYMBOLIC_RULES} if graph.is_dynamic else RULES
+    check_supported(graph, rules, "ONNX")
     ctx = _Context(graph, int(opset_version), dynamic_batch)
     used = {name for node in graph.nodes for name in node.inputs}
     for name, array in list(graph.parameters.items()) + list(graph.constants.items()):
@@ -391,7 +479,7 @@ def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
             ctx.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
     for node in graph.nodes:
         ctx.source = node.source
-        RULES[node.op](ctx, node, list(node.inputs), [v.name for v in node.outputs])
+        rules[node.op](ctx, node, list(node.inputs), [v.name for v in node.outputs])
     onnx_graph = helper.make_graph(ctx.nodes, graph.name, [_value_info(v, ctx.batch) for v in graph.inputs],
                                    [_value_info(v, ctx.batch) for v in graph.outputs], ctx.initializers)
     opset = [helper.make_opsetid("", ctx.opset)]

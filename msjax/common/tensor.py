@@ -39,21 +39,80 @@ def _binary(op, reverse=False):
     return method
 
 
+class _NoData:
+    """What a data-less Tensor holds: a shape with unknown dims (-1; ``(-2,)``: unknown rank)
+    and a dtype. MindSpore's ``Tensor(shape=[None, 3], dtype=...)``, used to describe export
+    inputs of dynamic shape; like MindSpore's, it has no values (``asnumpy`` raises ValueError)."""
+
+    __slots__ = ("shape", "dtype")
+    size = 0
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError(f"negative dimensions are not allowed: Tensor(shape={list(self.shape)}) has "
+                         f"dynamic shape and no data; it can only describe an export input")
+
+    def __len__(self):
+        raise ValueError("__len__() should return >= 0")
+
+
+def _no_data(dtype, shape, init):
+    """The data of ``Tensor(shape=..., dtype=..., init=...)`` without input_data, as MindSpore
+    2.10 makes it: zeros (or ``init``'s values) for a static shape, no data for a dynamic one."""
+    if shape is None and init is None:
+        if dtype is None:
+            raise TypeError("For 'Tensor', the type of 'input_data' should be one of Tensor, ndarray, "
+                            "list, tuple, float, int, bool or complex, but got type 'NoneType'.")
+        return _NoData((-2,), mstype.to_numpy(dtype))          # dtype only: unknown rank
+    if init is not None and (shape is None or dtype is None):
+        raise ValueError("init, dtype and shape must have values at the same time.")
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(-1 if d is None else int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        if dtype is None or init is not None:
+            raise ValueError("If setting dynamic shape, dtype must not be None, init must be None")
+        if any(d < -1 for d in shape) and shape != (-2,):
+            raise ValueError(f"For 'Tensor', shape {list(shape)} has a dim below -1; unknown dims are "
+                             f"None or -1, and (-2,) is an unknown rank")
+        return _NoData(shape, mstype.to_numpy(dtype))
+    if dtype is None:
+        raise TypeError("For 'Tensor', the type of 'input_data' should be one of Tensor, ndarray, "
+                        "list, tuple, float, int, bool or complex, but got type 'NoneType'.")
+    if init is not None:
+        from msjax.common.initializer import initializer
+        return initializer(init, shape, dtype)._array()
+    return np.zeros(shape, mstype.to_numpy(dtype))
+
+
 @jax.tree_util.register_pytree_node_class
 class Tensor:
     """MindSpore's Tensor: ``Tensor(input_data, dtype=None)`` over a ``jax.Array``.
 
+    Without ``input_data``, ``Tensor(shape=(2, 3), dtype=msjax.float32)`` holds zeros (with
+    ``init``, that initializer's values); a shape with ``None`` or -1 dims gives a data-less
+    Tensor of dynamic shape (``.shape`` has -1 for those dims), which describes an export input.
+
     >>> Tensor(np.ones((2, 3)), msjax.float32).asnumpy().shape
     (2, 3)
+    >>> Tensor(shape=[None, 3], dtype=msjax.float32).shape
+    (-1, 3)
     """
 
     __array_priority__ = 100
 
     def __init__(self, input_data=None, dtype=None, shape=None, init=None):
-        if input_data is None and shape is not None:
-            input_data = np.zeros(shape, mstype.to_numpy(dtype or mstype.float32))
         if input_data is None:
-            raise ValueError("Tensor needs input_data (or shape and dtype)")
+            data = _no_data(dtype, shape, init)
+            self._data = data if isinstance(data, _NoData) else _as_array(data)
+            return
+        if shape is not None:
+            raise ValueError(f"When initializing a tensor with 'input_data', 'shape' should be set to None."
+                             f"But got shape: {shape}.")
         self._data = _as_array(input_data, dtype)
 
     def _array(self):
@@ -119,7 +178,8 @@ class Tensor:
         return bool(self._data)
 
     def __repr__(self):
-        return f"Tensor(shape={list(self.shape)}, dtype={self.dtype}, value=\n{np.asarray(self._data)})"
+        value = "" if isinstance(self._data, _NoData) else np.asarray(self._data)
+        return f"Tensor(shape={list(self.shape)}, dtype={self.dtype}, value=\n{value})"
 
     __add__, __radd__ = _binary(jnp.add), _binary(jnp.add, True)
     __sub__, __rsub__ = _binary(jnp.subtract), _binary(jnp.subtract, True)
