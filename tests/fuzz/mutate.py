@@ -101,6 +101,8 @@ def _encrypted(rng, reader, seeds, case):
 
 def make(reader: str, case: int, seeds: dict) -> Case:
     """Case ``case`` of ``reader``; ``seeds`` maps reader -> seed bytes."""
+    from .targets import base
+    reader = base(reader)                    # mindir_run's case N is mindir's case N
     seed = seeds[reader]
     if case == 0:
         return Case(seed, "seed")

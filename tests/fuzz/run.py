@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from .targets import READERS, suffix
+from .targets import EXTRA, READERS, suffix
 
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(TESTS_DIR)
@@ -40,6 +40,8 @@ class Limits:
     as_slack: int = 128 * 2 ** 20       # a case may map mem_limit + this much more, else MemoryError
     start_s: float = 180.0              # worker start: imports, seeds, warm-up
     tracemalloc: bool = False           # also count untouched numpy/Python allocations (slower)
+    recycle: int = 0                    # restart a worker after this many cases (0: never)
+    extra: tuple = ()                   # opt-in readers to warm up (mindir_run, air_run)
 
 
 class WorkerDied(Exception):
@@ -63,10 +65,11 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, cwd=scratch, env=env)
         self.buf = b""
+        self.done = 0                   # cases answered since this process started
         cfg = {"seeds": os.path.join(self.out_dir, "seeds"), "scratch": scratch,
                "mem_limit": self.limits.mem_limit, "mem_factor": self.limits.mem_factor,
                "as_headroom": self.limits.as_headroom, "as_slack": self.limits.as_slack,
-               "tracemalloc": self.limits.tracemalloc}
+               "tracemalloc": self.limits.tracemalloc, "extra": list(self.limits.extra)}
         try:
             self.send(cfg)
             self.info = self.recv(self.limits.start_s)
@@ -170,7 +173,10 @@ class Pool:
         while todo or any(queued.values()):
             for w in self.workers:
                 q = queued[w.index]
-                while todo and len(q) < depth:
+                if self.limits.recycle and not q and w.done >= self.limits.recycle:
+                    w.restart()                 # a fresh process: caches (jax ops) start empty
+                while todo and len(q) < depth and not (
+                        self.limits.recycle and w.done + len(q) >= self.limits.recycle):
                     reader, case = todo.popleft()
                     try:
                         w.send({"op": "run", "reader": reader, "case": case, "show": show})
@@ -202,6 +208,7 @@ class Pool:
                     reply.setdefault("rtt", now - since[w.index])
                     since[w.index] = now
                     q.popleft()
+                    w.done += 1
                     results.append((reader, case, reply))
                     if progress:
                         progress(reader, case, reply)
@@ -231,7 +238,7 @@ class Pool:
 
 def summarize(results):
     """reader -> Stats, and the failures [(reader, case, reply)] sorted."""
-    stats = collections.OrderedDict((r, Stats()) for r in READERS)
+    stats = collections.OrderedDict((r, Stats()) for r in READERS + tuple(EXTRA))
     failures = []
     for reader, case, reply in results:
         s = stats[reader]
@@ -327,7 +334,9 @@ def _show(pool, reader, case):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m tests.fuzz.run", description=__doc__.split("\n")[0])
-    p.add_argument("--reader", default="all", help=f"all, or a comma list of: {', '.join(READERS)}")
+    p.add_argument("--reader", default="all",
+                   help=f"all, or a comma list of: {', '.join(READERS)}; opt-in (built and run once on "
+                        f"zeros): {', '.join(EXTRA)}")
     p.add_argument("--cases", type=int, default=1000, help="cases per reader")
     p.add_argument("--start", type=int, default=0, help="first case number")
     p.add_argument("--case", type=int, help="run only this case")
@@ -338,14 +347,18 @@ def main(argv=None):
     p.add_argument("--tracemalloc", action="store_true",
                    help="also count untouched allocations with tracemalloc (2-3x slower: raise "
                         "--time-limit with it)")
+    p.add_argument("--recycle", type=int, help="restart each worker after this many cases "
+                   "(default: 2000 with mindir_run/air_run, whose jax op caches grow; else never)")
     p.add_argument("--out", help="work directory (seeds, scratch, failures); default a temp dir")
     args = p.parse_args(argv)
     readers = list(READERS) if args.reader == "all" else args.reader.split(",")
-    unknown = [r for r in readers if r not in READERS]
+    unknown = [r for r in readers if r not in READERS and r not in EXTRA]
     if unknown:
-        p.error(f"unknown reader(s) {unknown}; known: {', '.join(READERS)}")
+        p.error(f"unknown reader(s) {unknown}; known: {', '.join(READERS + tuple(EXTRA))}")
+    extra = tuple(r for r in readers if r in EXTRA)
     limits = Limits(time_s=args.time_limit, mem_limit=args.mem_limit_mib * 2 ** 20,
-                    tracemalloc=args.tracemalloc)
+                    tracemalloc=args.tracemalloc, extra=extra,
+                    recycle=args.recycle if args.recycle is not None else 2000 if extra else 0)
     jobs = 1 if args.case is not None else args.jobs
     with Pool(args.out, jobs, limits) as pool:
         if args.case is not None and args.show:

@@ -144,8 +144,8 @@ class Runner:
 
     def run(self, reader, case, show=False):
         t0 = time.perf_counter()
-        if reader in self.seed_errors:
-            return {"outcome": "other", "kind": "SeedError", "msg": self.seed_errors[reader],
+        if targets.base(reader) in self.seed_errors:
+            return {"outcome": "other", "kind": "SeedError", "msg": self.seed_errors[targets.base(reader)],
                     "where": "", "note": "", "size": 0, "peak": 0, "secs": 0.0}
         try:
             c, path = self.write(reader, case)
@@ -218,7 +218,7 @@ def main():
     cfg = json.loads(sys.stdin.readline())
     runner = Runner(cfg)
     _warm_jax()
-    for reader in targets.READERS:       # warm up: lazy imports, first parses
+    for reader in targets.READERS + tuple(cfg.get("extra", ())):   # warm up: imports, first parses
         runner.run(reader, 0)
     if cfg.get("as_headroom", 0) > 0:
         # jax/XLA reserve ~1.5 GiB of address space at start; cap only what comes after
