@@ -63,13 +63,14 @@ def _proto(rng, reader, seed):
     return m.serialize(), note
 
 
-def _encrypted(rng, reader, seeds, case):
+def _encrypted(rng, reader, case, plain, structure):
+    """An encrypted file: ``plain`` mutated by ``structure(rng, plain)`` or bytes (or not), cut
+    into 1-3 blocks, encrypted with IVs from (reader, case), then framing or ciphertext edits."""
     key, mode = KEYS[reader]
-    plain = seeds["ckpt"]
     r = rng.random()
     changed = r < 0.55
     if r < 0.45:
-        plain, note = mut_ckpt.mutate_plain(rng, plain, crc=False)
+        plain, note = structure(rng, plain)
     elif r < 0.55:
         plain, note = mut_bytes.mutate(rng, plain)
         note = "plaintext " + note
@@ -107,8 +108,11 @@ def make(reader: str, case: int, seeds: dict) -> Case:
     if case == 0:
         return Case(seed, "seed")
     rng = random.Random(f"{reader}:{case}")
+    if reader == "mindir_enc":
+        return _encrypted(rng, reader, case, seeds["mindir"], lambda g, p: _proto(g, "mindir", p))
     if reader in KEYS:
-        return _encrypted(rng, reader, seeds, case)
+        return _encrypted(rng, reader, case, seeds["ckpt"],
+                          lambda g, p: mut_ckpt.mutate_plain(g, p, crc=False))
     if rng.random() < 0.3:
         data, note = mut_bytes.mutate(rng, seed)
         if reader == "ckpt_crc" and rng.random() < 0.6:        # let the parser see the damage

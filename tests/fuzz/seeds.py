@@ -20,13 +20,15 @@ KEYS = {
     "ckpt_aes_gcm": (bytes(range(32)), "AES-GCM"),
     "ckpt_aes_cbc": (bytes(range(16, 32)), "AES-CBC"),
     "ckpt_sm4_cbc": (bytes(range(100, 116)), "SM4-CBC"),
+    "mindir_enc": (bytes(range(200, 224)), "AES-CBC"),
 }
 
 #: reader -> seed file name (the suffix is what the reader insists on)
 SEEDS = {
     "ckpt": "seed.ckpt", "ckpt_crc": "seed_crc.ckpt",
     "ckpt_aes_gcm": "seed_gcm.ckpt", "ckpt_aes_cbc": "seed_cbc.ckpt", "ckpt_sm4_cbc": "seed_sm4.ckpt",
-    "safetensors": "seed.safetensors", "mindir": "seed.mindir", "air": "seed.air",
+    "safetensors": "seed.safetensors", "mindir": "seed.mindir", "mindir_enc": "seed_enc.mindir",
+    "air": "seed.air",
     "graph_meta": "seed-graph.meta", "pth": "seed.pth",
 }
 
@@ -107,6 +109,8 @@ def _write_ckpts(directory):
                           crc_check=True)
     plain = plain_ckpt(directory)
     for reader, (key, mode) in KEYS.items():
+        if not reader.startswith("ckpt"):
+            continue
         with open(os.path.join(directory, SEEDS[reader]), "wb") as f:
             f.write(encrypt(plain, key, mode, reader.encode()))
     msjax.save_checkpoint(items, os.path.join(directory, SEEDS["safetensors"]),
@@ -119,8 +123,14 @@ def _example():
 
 
 def _write_mindir(directory):
+    """seed.mindir, and the same ModelProto encrypted as ``export(enc_key=, enc_mode=)`` does."""
     import msjax
     msjax.export(Tiny.make(), _example(), file_name=os.path.join(directory, "seed"), file_format="MINDIR")
+    with open(os.path.join(directory, SEEDS["mindir"]), "rb") as f:
+        plain = f.read()
+    key, mode = KEYS["mindir_enc"]
+    with open(os.path.join(directory, SEEDS["mindir_enc"]), "wb") as f:
+        f.write(encrypt(plain, key, mode, b"mindir_enc"))
 
 
 def _write_air(directory):
@@ -376,7 +386,7 @@ def _write_pth(directory):
 
 _WRITERS = [
     (("ckpt", "ckpt_crc", "ckpt_aes_gcm", "ckpt_aes_cbc", "ckpt_sm4_cbc", "safetensors"), _write_ckpts),
-    (("mindir",), _write_mindir), (("air",), _write_air), (("graph_meta",), _write_graph_meta),
+    (("mindir", "mindir_enc"), _write_mindir), (("air",), _write_air), (("graph_meta",), _write_graph_meta),
     (("pth",), _write_pth),
 ]
 

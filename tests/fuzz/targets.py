@@ -62,6 +62,12 @@ def _mindir(path):
     return msjax.nn.GraphCell(msjax.load(path))
 
 
+def _mindir_enc(path):
+    import msjax
+    key, mode = KEYS["mindir_enc"]
+    return msjax.nn.GraphCell(msjax.load(path, dec_key=key, dec_mode=mode))
+
+
 def _air(path):
     from exporters import from_air
     return from_air.load(path)
@@ -83,6 +89,8 @@ def load(reader: str, path: str):
         return _ckpt(path)
     if reader == "ckpt_crc":
         return _ckpt(path, crc_check=True)
+    if reader == "mindir_enc":
+        return _mindir_enc(path)
     if reader in KEYS:
         key, mode = KEYS[reader]
         return _ckpt(path, dec_key=key, dec_mode=mode)
