@@ -159,8 +159,9 @@ class Pool:
         return {"outcome": "other", "kind": kind, "msg": msg, "where": "", "note": "", "size": 0,
                 "peak": 0, "secs": 0.0, "dead": True}
 
-    def run(self, pairs, show=False, progress=None, depth=4):
-        """Run every (reader, case); return [(reader, case, reply)] in completion order.
+    def run(self, pairs, show=False, progress=None, depth=4, keep=True):
+        """Run every (reader, case); return [(reader, case, reply)] in completion order
+        (``keep=False``: return nothing, ``progress(reader, case, reply)`` sees every answer).
 
         Each worker gets up to ``depth`` cases queued on its pipe (fewer round trips); a case's
         clock starts when the answer before it arrives.
@@ -209,7 +210,8 @@ class Pool:
                     since[w.index] = now
                     q.popleft()
                     w.done += 1
-                    results.append((reader, case, reply))
+                    if keep:
+                        results.append((reader, case, reply))
                     if progress:
                         progress(reader, case, reply)
                     if reply.get("dead"):               # a fresh worker: the rest run again
@@ -236,12 +238,15 @@ class Pool:
         return reply["saved"] if reply and "saved" in reply else path
 
 
-def summarize(results):
-    """reader -> Stats, and the failures [(reader, case, reply)] sorted."""
-    stats = collections.OrderedDict((r, Stats()) for r in READERS + tuple(EXTRA))
-    failures = []
-    for reader, case, reply in results:
-        s = stats[reader]
+class Summary:
+    """Running per-reader counts and the failing cases (nothing else is kept: long runs)."""
+
+    def __init__(self):
+        self.stats = collections.OrderedDict((r, Stats()) for r in READERS + tuple(EXTRA))
+        self.failures = []
+
+    def add(self, reader, case, reply):
+        s = self.stats[reader]
         s.cases += 1
         s.secs += reply.get("rtt", reply["secs"])
         s.max_secs = max(s.max_secs, reply.get("secs", 0.0))
@@ -252,9 +257,20 @@ def summarize(results):
             s.errors += 1
         else:
             s.other += 1
-            failures.append((reader, case, reply))
-    failures.sort(key=lambda f: (f[0], f[1]))
-    return collections.OrderedDict((r, s) for r, s in stats.items() if s.cases), failures
+            self.failures.append((reader, case, reply))
+
+    def result(self):
+        """(reader -> Stats for readers that ran, failures sorted by reader and case)."""
+        failures = sorted(self.failures, key=lambda f: (f[0], f[1]))
+        return collections.OrderedDict((r, s) for r, s in self.stats.items() if s.cases), failures
+
+
+def summarize(results):
+    """reader -> Stats, and the failures [(reader, case, reply)] sorted."""
+    summary = Summary()
+    for item in results:
+        summary.add(*item)
+    return summary.result()
 
 
 def signature(reply) -> str:
@@ -367,23 +383,31 @@ def main(argv=None):
         numbers = [args.case] if args.case is not None else range(args.start, args.start + args.cases)
         pairs = [(r, n) for n in numbers for r in readers]      # interleaved: readers share time
         t0 = time.monotonic()
-        done = [0]
+        summary = Summary()
 
         def progress(reader, case, reply):
-            done[0] += 1
-            if done[0] % 2000 == 0:
-                print(f"  {done[0]}/{len(pairs)} cases, {time.monotonic() - t0:.0f} s", flush=True)
+            summary.add(reader, case, reply)
+            done = sum(s.cases for s in summary.stats.values())
+            if done % 5000 == 0:
+                print(f"  {done}/{len(pairs)} cases, {time.monotonic() - t0:.0f} s, "
+                      f"{len(summary.failures)} failing", flush=True)
 
-        results = pool.run(pairs, progress=progress)
+        interrupted = False
+        try:
+            pool.run(pairs, progress=progress, keep=False)
+        except KeyboardInterrupt:
+            interrupted = True
+            print("interrupted: the cases so far")
         wall = time.monotonic() - t0
-        stats, failures = summarize(results)
+        stats, failures = summary.result()
+        ran = sum(s.cases for s in stats.values())
         print(table(stats, failures, _commit()))
-        print(f"wall {wall:.1f} s for {len(pairs)} cases with {jobs} job(s) "
-              f"({1000 * wall / max(1, len(pairs)):.1f} s per 1,000 cases overall)")
+        print(f"wall {wall:.1f} s for {ran} cases with {jobs} job(s) "
+              f"({1000 * wall / max(1, ran):.1f} s per 1,000 cases overall)")
         if failures:
             print(f"failing inputs saved under {save_failures(pool, failures)}")
         print(f"work directory: {pool.out_dir}")
-    return 1 if failures else 0
+    return 1 if failures else 130 if interrupted else 0
 
 
 if __name__ == "__main__":

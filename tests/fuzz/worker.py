@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -211,6 +212,7 @@ def _warm_jax():
 
 
 def main():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is for the runner, which reports
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
