@@ -159,9 +159,10 @@ class Pool:
         return {"outcome": "other", "kind": kind, "msg": msg, "where": "", "note": "", "size": 0,
                 "peak": 0, "secs": 0.0, "dead": True}
 
-    def run(self, pairs, show=False, progress=None, depth=4, keep=True):
+    def run(self, pairs, show=False, progress=None, depth=4, keep=True, source=None):
         """Run every (reader, case); return [(reader, case, reply)] in completion order
         (``keep=False``: return nothing, ``progress(reader, case, reply)`` sees every answer).
+        ``source`` (a file path) replaces the generated input of every case.
 
         Each worker gets up to ``depth`` cases queued on its pipe (fewer round trips); a case's
         clock starts when the answer before it arrives.
@@ -180,7 +181,8 @@ class Pool:
                         self.limits.recycle and w.done + len(q) >= self.limits.recycle):
                     reader, case = todo.popleft()
                     try:
-                        w.send({"op": "run", "reader": reader, "case": case, "show": show})
+                        w.send({"op": "run", "reader": reader, "case": case, "show": show,
+                                "file": source})
                     except OSError:             # it died after its last answer
                         self._requeue(w, todo, q)
                         w.restart()
@@ -318,7 +320,8 @@ def save_failures(pool, failures, limit_per_kind=20):
         with open(path + ".txt", "w") as f:
             f.write(f"{reader} case {case}: {signature(reply)}\n{reply['msg']}\n"
                     f"input: {reply.get('note', '')}\n"
-                    f"replay: python -m tests.fuzz.run --reader {reader} --case {case} --show\n")
+                    f"replay: python -m tests.fuzz.run --reader {reader} --case {case} --show\n"
+                    f"    or: python -m tests.fuzz.run --reader {reader} --file {path}\n")
     return directory
 
 
@@ -333,9 +336,9 @@ def _commit():
         return ""
 
 
-def _show(pool, reader, case):
-    [(_, _, reply)] = pool.run([(reader, case)], show=True)
-    path = pool.save(reader, case, os.path.join(pool.out_dir, "failures"))
+def _show(pool, reader, case, source=None):
+    [(_, _, reply)] = pool.run([(reader, case)], show=True, source=source)
+    path = source or pool.save(reader, case, os.path.join(pool.out_dir, "failures"))
     print(f"{reader} case {case}: {reply['outcome']} {reply['kind']}")
     print(f"input:  {reply.get('note', '')}")
     print(f"file:   {path} ({os.path.getsize(path)} bytes)")
@@ -357,6 +360,7 @@ def main(argv=None):
     p.add_argument("--start", type=int, default=0, help="first case number")
     p.add_argument("--case", type=int, help="run only this case")
     p.add_argument("--show", action="store_true", help="print the traceback (with --case)")
+    p.add_argument("--file", help="replay this saved input with --reader (implies --show)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--time-limit", type=float, default=10.0, help="seconds per case")
     p.add_argument("--mem-limit-mib", type=int, default=256)
@@ -375,6 +379,11 @@ def main(argv=None):
     limits = Limits(time_s=args.time_limit, mem_limit=args.mem_limit_mib * 2 ** 20,
                     tracemalloc=args.tracemalloc, extra=extra,
                     recycle=args.recycle if args.recycle is not None else 2000 if extra else 0)
+    if args.file:
+        if len(readers) != 1:
+            p.error("--file needs one --reader")
+        with Pool(args.out, 1, limits) as pool:
+            return 0 if _show(pool, readers[0], args.case or 0, os.path.abspath(args.file)) else 1
     jobs = 1 if args.case is not None else args.jobs
     with Pool(args.out, jobs, limits) as pool:
         if args.case is not None and args.show:

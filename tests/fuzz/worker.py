@@ -136,20 +136,25 @@ class Runner:
     def path(self, reader, case):
         return os.path.join(self.scratch, f"{reader}-{case}{targets.suffix(reader)}")
 
-    def write(self, reader, case, path=None):
-        c = mutate.make(reader, case, self.seeds)
+    def write(self, reader, case, path=None, source=None):
+        """Write case ``case`` (or the bytes of the file ``source``) where ``reader`` reads it."""
+        if source is None:
+            c = mutate.make(reader, case, self.seeds)
+        else:
+            with open(source, "rb") as f:
+                c = mutate.Case(f.read(), f"the file {source}")
         path = path or self.path(reader, case)
         with open(path, "wb") as f:
             f.write(c.data)
         return c, path
 
-    def run(self, reader, case, show=False):
+    def run(self, reader, case, show=False, source=None):
         t0 = time.perf_counter()
         if targets.base(reader) in self.seed_errors:
             return {"outcome": "other", "kind": "SeedError", "msg": self.seed_errors[targets.base(reader)],
                     "where": "", "note": "", "size": 0, "peak": 0, "secs": 0.0}
         try:
-            c, path = self.write(reader, case)
+            c, path = self.write(reader, case, source=source)
         except Exception as e:              # noqa: BLE001 - a bug in the harness, not the reader
             return {"outcome": "other", "kind": "HarnessError", "msg": f"mutator failed: {e!r}",
                     "where": where(e), "note": "", "size": 0, "peak": 0, "secs": 0.0,
@@ -231,7 +236,7 @@ def main():
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["op"] == "run":
-            reply = runner.run(cmd["reader"], cmd["case"], cmd.get("show", False))
+            reply = runner.run(cmd["reader"], cmd["case"], cmd.get("show", False), cmd.get("file"))
         elif cmd["op"] == "save":
             try:
                 c, path = runner.write(cmd["reader"], cmd["case"], cmd["path"])
