@@ -2,7 +2,10 @@
 
 Every error says the fact, the name (file, parameter, layer) and, where one exists, the fix.
 Errors about bad input are ``ValueError`` subclasses, so code written against MindSpore's
-``ValueError``/``RuntimeError`` handling keeps working.
+``ValueError``/``RuntimeError`` handling keeps working: where MindSpore 2.10 raises ``RuntimeError``
+for the same situation (``load_param_into_net`` shape/dtype mismatches, a MINDIR that cannot be
+loaded), the class is also a ``RuntimeError``. ``load_checkpoint``'s failures (missing, corrupt,
+wrong ``dec_key``, CRC) are ``ValueError`` only, as in MindSpore.
 """
 
 
@@ -37,12 +40,18 @@ class CheckpointWriteError(_WriteFailure, CheckpointError, OSError):
     """
 
 
-class ParameterLoadError(MsjaxError, ValueError):
-    """Parameters and a network disagree: missing or unexpected names, shapes, ambiguous matches."""
+class ParameterLoadError(MsjaxError, ValueError, RuntimeError):
+    """Parameters and a network disagree: missing or unexpected names, shapes, ambiguous matches.
+
+    Also a ``RuntimeError``: MindSpore's ``load_param_into_net`` raises one for shape and dtype
+    mismatches."""
 
 
-class ExportError(MsjaxError, ValueError):
-    """A network cannot be exported, or an exported file cannot be read back."""
+class ExportError(MsjaxError, ValueError, RuntimeError):
+    """A network cannot be exported, or an exported file cannot be read back.
+
+    Also a ``RuntimeError``: MindSpore's ``load`` raises one for a MINDIR it cannot load, and its
+    exporters for a graph they cannot build."""
 
     def __init__(self, message, *, file=None):
         self.file = None if file is None else str(file)

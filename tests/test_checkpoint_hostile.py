@@ -155,13 +155,19 @@ def test_a_tensor_type_that_contradicts_the_data_is_refused():
 
 
 def test_choice_func_errors_are_the_callers_own(tmp_path):
+    """Never taken for a malformed file. As in MindSpore 2.10 (tests/test_mindspore_parity_api.py),
+    a .ckpt load raises ValueError chained to the caller's error; safetensors lets it through."""
     path = tmp_path / "ok.ckpt"
     msjax.save_checkpoint({"w": np.ones(2, np.float32)}, str(path))
 
     def choose(name):
         raise KeyError("caller bug")
-    with pytest.raises(KeyError, match="caller bug"):
+    with pytest.raises(ValueError, match="choice_func raised KeyError: 'caller bug'") as info:
         msjax.load_checkpoint(str(path), choice_func=choose)
+    assert isinstance(info.value.__cause__, KeyError) and not isinstance(info.value, CheckpointError)
+    msjax.save_checkpoint({"w": np.ones(2, np.float32)}, str(tmp_path / "ok.safetensors"), format="safetensors")
+    with pytest.raises(KeyError, match="caller bug"):
+        msjax.load_checkpoint(str(tmp_path / "ok.safetensors"), format="safetensors", choice_func=choose)
 
 
 # --------------------------------------------------------------------------- safetensors, crafted

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
@@ -22,7 +23,8 @@ from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_param_into_net", "wait_async_save"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_async", "load_param_into_net",
+           "wait_async_save"]
 
 wait_async_save = ckpt_io.wait_async_save
 _FORMATS = ("ckpt", "safetensors")
@@ -405,18 +407,64 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
                                       "nothing)", file=path)
             parameter_dict = _to_parameters(named, types, path)
     except _CallerError as err:
-        raise err.__cause__ from None
+        if format == "safetensors":          # MindSpore calls it outside its guard there
+            raise err.__cause__ from None
+        cause = err.__cause__
+        raise ValueError(f"For 'load_checkpoint', choice_func raised {type(cause).__name__}: {cause} "
+                         f"on parameter {err.name!r}; failed to load the checkpoint file {path}.") \
+            from cause
     if net is not None:
         load_param_into_net(net, parameter_dict, strict_load, _file=path)
     return parameter_dict
 
 
+class ParamDictFuture:
+    """What ``load_checkpoint_async`` returns (MindSpore's class of the same name): ``result()``
+    waits for the load and returns its param dict, or raises what ``load_checkpoint`` raised."""
+
+    def __init__(self, executor, param_dict_future):
+        self.executor = executor
+        self.param_dict_future = param_dict_future
+
+    def result(self):
+        try:
+            return self.param_dict_future.result()
+        finally:
+            self.executor.shutdown(wait=False)
+
+
+def load_checkpoint_async(ckpt_file_name, net=None, strict_load=False, filter_prefix=None, dec_key=None,
+                          dec_mode="AES-GCM", specify_prefix=None, choice_func=None):
+    """``load_checkpoint`` in a background thread (MindSpore 2.10's signature); returns a
+    ``ParamDictFuture`` at once, whose ``result()`` is the param dict. The format follows the file
+    name (".safetensors", else "ckpt"); errors surface from ``result()``.
+
+    >>> pd_future = load_checkpoint_async("lenet.ckpt")
+    >>> param_dict = pd_future.result()
+    """
+    name = os.fspath(ckpt_file_name) if isinstance(ckpt_file_name, os.PathLike) else ckpt_file_name
+    format = "safetensors" if isinstance(name, str) and name.endswith(".safetensors") else "ckpt"
+    executor = ThreadPoolExecutor(max_workers=2)
+    future = executor.submit(load_checkpoint, ckpt_file_name, net, strict_load, filter_prefix, dec_key,
+                             dec_mode, specify_prefix, choice_func, format=format)
+    return ParamDictFuture(executor, future)
+
+
 class _CallerError(Exception):
-    """Carries what the caller's ``choice_func`` raised past the malformed-file guard."""
+    """Carries what the caller's ``choice_func`` raised (``__cause__``) on parameter ``name`` past
+    the malformed-file guard, so it is never mistaken for a malformed file.
+
+    MindSpore 2.10 turns it into a ``ValueError`` (chained to the original) for a .ckpt, and lets
+    it through unchanged for safetensors; ``load_checkpoint`` does the same.
+    """
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
 
 
 def _shielded(select):
-    """``select``, whose own exceptions are not mistaken for a malformed file."""
+    """``select``, whose own exceptions become ``_CallerError`` (see there)."""
     if select is None:
         return None
 
@@ -424,7 +472,7 @@ def _shielded(select):
         try:
             return select(name)
         except Exception as err:
-            raise _CallerError() from err
+            raise _CallerError(name) from err
     return call
 
 

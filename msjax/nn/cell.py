@@ -12,6 +12,7 @@ with its state buffers donated.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import contextlib
 import threading
 import warnings
@@ -122,6 +123,25 @@ class _Flat(NamedTuple):
 
 
 _flat_cache = weakref.WeakKeyDictionary()  # Cell -> _Flat
+#: Cell -> (static, ((shape, dtype), ...)) of its last compiled (GRAPH_MODE) call: the input
+#: signature MindSpore keeps as the compiled graph, read by ``last_call_inputs``
+_last_call = weakref.WeakKeyDictionary()
+
+
+def last_call_inputs(cell):
+    """``(args, kwargs)`` with the input signature of ``cell``'s last compiled call (zero Tensors
+    of its arrays' shapes and dtypes, its other arguments as given), or None when it never ran
+    compiled (never called, or only in PYNATIVE_MODE): MindSpore then has no compiled graph.
+
+    ``ModelCheckpoint`` writes graph.meta from it when the run context carries no batch.
+    """
+    record = _last_call.get(cell)
+    if record is None:
+        return None
+    (leaves, treedef), signature = record
+    arrays = iter(signature)
+    filled = [Tensor(np.zeros(*next(arrays))) if leaf is _DYNAMIC else leaf for leaf in leaves]
+    return jax.tree.unflatten(treedef, filled)
 
 
 def _split_args(args, kwargs):
@@ -159,6 +179,28 @@ def _flat_call(cell, static, dynamic, *, donate):
         for variable, value in zip(flat.variables, new):
             variable.set_raw_value(value, _unsafe_bypass_check=True)
     return out
+
+
+class _ParamMap(collections.abc.Mapping):
+    """``{Parameter: Parameter}`` keyed by identity (what ``init_parameters_data`` returns)."""
+
+    def __init__(self, params):
+        self._items = {id(p): (p, p) for p in params}
+
+    def __getitem__(self, param):
+        try:
+            return self._items[id(param)][1]
+        except KeyError:
+            raise KeyError(param) from None
+
+    def __iter__(self):
+        return (old for old, _ in self._items.values())
+
+    def __len__(self):
+        return len(self._items)
+
+    def __repr__(self):
+        return "{" + ", ".join(f"{old!r}: {new!r}" for old, new in self._items.values()) + "}"
 
 
 class Cell(nnx.Module):
@@ -312,7 +354,15 @@ class Cell(nnx.Module):
 
     def _call_compiled(self, args, kwargs):
         static, dynamic = _split_args(args, kwargs)
-        return _wrap_outputs(_flat_call(self, static, dynamic, donate=self._donate_state))
+        out = _wrap_outputs(_flat_call(self, static, dynamic, donate=self._donate_state))
+        _last_call[self] = (static, tuple((x.shape, x.dtype) for x in dynamic))
+        return out
+
+    def init_parameters_data(self, auto_parallel_mode=False):
+        """MindSpore's ``init_parameters_data``: every msjax Parameter holds its data from the
+        start, so each one maps to itself. Returns a mapping original -> initialized Parameter
+        (keyed by identity: Parameters compare element-wise, so they are not dict keys)."""
+        return _ParamMap(self.get_parameters())
 
     def __repr__(self):
         children = ", ".join(self.name_cells())

@@ -20,7 +20,7 @@ import warnings
 
 from msjax.common.atomic import clean_orphans
 from msjax.common.tensor import Parameter, Tensor
-from msjax.nn.cell import Cell
+from msjax.nn.cell import Cell, last_call_inputs
 from msjax.train.callback._callback import Callback
 
 __all__ = ["CheckpointConfig", "ModelCheckpoint"]
@@ -54,13 +54,37 @@ def _save_checkpoint(*args, **kwargs):
 
 
 def _write_graph(network, example_inputs, path):
-    """Write ``<prefix>-graph.meta`` when the graph.meta encoder exists; report whether it did."""
+    """Write ``<prefix>-graph.meta``; report whether it did.
+
+    The graph comes from ``example_inputs`` (the batch, in ``Model.train``), else from the
+    network's last compiled call (``last_call_inputs``: its last input signature). As in
+    MindSpore, which writes the file only when the network has a compiled graph, a network never
+    called in GRAPH_MODE gets none, and graph.meta never fails a save: an error writing it is a
+    warning, and the checkpoints are still written.
+    """
     try:
         from exporters.graph_meta import write_graph_meta
     except ImportError:
         return False
-    write_graph_meta(network, example_inputs, path)
+    if example_inputs is None:
+        last = last_call_inputs(network) if isinstance(network, Cell) else None
+        if last is None:
+            return False
+        example_inputs = last[0]
+    try:
+        write_graph_meta(network, example_inputs, path)
+    except Exception as err:  # noqa: BLE001  (graph.meta is informational; the checkpoint matters)
+        warnings.warn(f"ModelCheckpoint: {path} was not written ({type(err).__name__}: {err}); the "
+                      f"checkpoints are saved without it", RuntimeWarning, stacklevel=3)
+        return False
     return True
+
+
+def _batch(cb_params):
+    """The run context's current batch, or None (a hand-built ``RunContext`` has none)."""
+    if isinstance(cb_params, dict):
+        return cb_params.get("train_dataset_element")
+    return getattr(cb_params, "train_dataset_element", None)
 
 
 class CheckpointConfig:
@@ -309,7 +333,7 @@ class ModelCheckpoint(Callback):
             os.makedirs(self._directory, exist_ok=True)
         if not self._graph_saved:
             graph_file = os.path.join(self._directory, self._prefix + "-graph.meta")
-            _write_graph(cb_params.train_network, cb_params.get("train_dataset_element"), graph_file)
+            _write_graph(cb_params.train_network, _batch(cb_params), graph_file)
             self._graph_saved = True
         self._save_ckpt(cb_params)
 
