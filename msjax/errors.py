@@ -50,8 +50,8 @@ class ParameterLoadError(MsjaxError, ValueError, RuntimeError):
 class ExportError(MsjaxError, ValueError, RuntimeError):
     """A network cannot be exported, or an exported file cannot be read back.
 
-    Also a ``RuntimeError``: MindSpore's ``load`` raises one for a MINDIR it cannot load, and its
-    exporters for a graph they cannot build."""
+    Also a ``RuntimeError``: MindSpore's ``load`` raises one for a MINDIR it cannot load (a missing
+    file is a ``ValueError`` there, and here too)."""
 
     def __init__(self, message, *, file=None):
         self.file = None if file is None else str(file)
