@@ -20,8 +20,8 @@ class Type:
     numpy: np.dtype    # storage dtype (int4x2 is stored one byte per element, as given)
     safetensors: str | None = None
 
-    def __repr__(self):
-        return self.name.capitalize() if self.name != "bfloat16" else "BFloat16"
+    def __repr__(self):          # MindSpore 2.10 prints each dtype as its .ckpt string
+        return self.ckpt
 
     __str__ = __repr__
 
