@@ -19,6 +19,7 @@ from .mut_bytes import varint
 CRC_MAGIC = b"crc_num"
 TYPES = ["Float32", "Float16", "BFloat16", "Float64", "Int8", "Int16", "Int32", "Int64", "UInt8",
          "UInt16", "UInt32", "UInt64", "Bool", "Int4", "Complex64", "Complex128", "str",
+         "Float8E4M3FN", "Float8E5M2", "HiFloat8",
          "float32", "Float", "", "Float32\x00", "Tensor", "Int1", "qint4x2"]
 
 

@@ -60,13 +60,21 @@ def param_dict():
         "mask": np.array([True, False, True]),
         "codes": np.arange(4, dtype=np.uint8),
         "moments.w": rng.standard_normal((2, 3)).astype(np.float64),
+        "quant.w": np.array([1, -2, 7, -8], np.int8),              # saved as Int4 (qint4x2)
+        "fp8.scale": np.array([1.5, -2.0], ml_dtypes.float8_e4m3fn),
+        "rotary": np.array([1 + 2j, -0.5j], np.complex64),
     }
 
 
+#: seed parameters stored with a MindSpore dtype numpy cannot tell
+MS_DTYPES = {"quant.w": "Int4"}
+
+
 def ckpt_items():
-    """The save_obj list for .ckpt seeds."""
+    """The save_obj list for .ckpt and safetensors seeds."""
     from msjax.common.tensor import Parameter
-    return [Parameter(v, name=k) for k, v in param_dict().items()]
+    return [Parameter(v, name=k, **({"ms_dtype": MS_DTYPES[k]} if k in MS_DTYPES else {}))
+            for k, v in param_dict().items()]
 
 
 def plain_ckpt(directory) -> bytes:
