@@ -1,8 +1,19 @@
 """``GraphCell``: a Cell that runs a loaded MINDIR graph with JAX (MindSpore's ``nn.GraphCell``).
 
-The graph's parameters become msjax Parameters named by their ``ref_key`` ("conv1.weight"), so
-``parameters_dict()`` and ``load_param_into_net`` work on them; the graph itself is static, and
-``construct`` interprets it with jax ops, so a GRAPH_MODE call compiles it once per input shape.
+The graph's parameters become msjax Parameters named by their ``ref_key`` ("conv1.weight", as
+MindSpore names a GraphCell's parameters), so ``parameters_dict()`` and ``load_param_into_net``
+work on them; the graph itself is static, and ``construct`` interprets it with jax ops, so a
+GRAPH_MODE call compiles it once per input shape.
+
+As in MindSpore 2.10, every parameter of a loaded graph is trainable (``requires_grad=True``,
+BatchNorm's moving statistics included: the MINDIR file keeps no such flag) and they come in the
+file's order. ``params_init`` follows MindSpore's rules: a dict (else TypeError) from str names to
+Tensors or Parameters (else TypeError); a value for a graph parameter must have its shape and
+dtype (else ValueError) and is copied into it; a name the graph does not have is ignored.
+
+A graph that updates parameters in place (``Assign``/``AssignAdd``/``AssignSub`` nodes, what
+``ops.assign`` or ``self.p = value`` in construct export to) leaves each updated Parameter
+holding its new value after the call, in PYNATIVE and GRAPH_MODE, as MindSpore's GraphCell does.
 
 >>> net = GraphCell(msjax.load("lenet5.mindir"))    # doctest: +SKIP
 >>> net(Tensor(x)).shape
@@ -10,52 +21,85 @@ The graph's parameters become msjax Parameters named by their ``ref_key`` ("conv
 """
 from __future__ import annotations
 
+import numpy as np
+
 from exporters.from_mindir import MindIRGraph, read, run
-from msjax.common.tensor import Parameter
+from msjax.common import dtype as mstype
+from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import ExportError
 from msjax.nn.cell import Cell
 
 __all__ = ["GraphCell"]
 
+#: primitives that write a parameter (``from_mindir.run`` reports their new values)
+_WRITES = frozenset({"Assign", "AssignAdd", "AssignSub", "InplaceAddExt", "InplaceSubExt", "InplaceMul"})
+
 
 class GraphCell(Cell):
     """Run a MINDIR graph: ``GraphCell(graph, params_init=None, obf_random_seed=None)``.
 
-    ``graph`` is what ``msjax.load`` returns (a GraphCell), a decoded graph, or a file name.
-    ``params_init`` optionally maps parameter names to new values (arrays, Tensors, Parameters).
+    ``graph`` is what ``msjax.load`` returns (a GraphCell; its current parameter values are
+    copied), a decoded graph, or a file name. ``params_init`` maps parameter names (the graph's
+    ``ref_key`` names, "fc3.bias") to new values, Tensors or Parameters of the parameter's
+    shape and dtype; names the graph does not have are ignored, as in MindSpore.
     """
 
     def __init__(self, graph, params_init=None, obf_random_seed=None):
         super().__init__()
         if obf_random_seed is not None:
-            raise ExportError("GraphCell: obfuscated MINDIR graphs (obf_random_seed) are not supported")
+            raise NotImplementedError("Dynamic structure obfuscation is not supported now.")
+        if not isinstance(graph, (GraphCell, MindIRGraph, str, bytes)) and not hasattr(graph, "__fspath__"):
+            raise TypeError(f"For 'GraphCell', the argument 'graph' must be a FuncGraph loaded from MindIR, "
+                            f"but got type {type(graph)}.")
+        params_init = {} if params_init is None else params_init
+        if not isinstance(params_init, dict):
+            raise TypeError(f"For 'GraphCell', the argument 'params_init' must be a dict, but got "
+                            f"{type(params_init)}.")
+        for name, value in params_init.items():
+            if not isinstance(name, str) or not isinstance(value, (Tensor, Parameter)):
+                raise TypeError("For 'GraphCell', the key of the 'params_init' must be str, "
+                                "and the value must be Tensor or Parameter, "
+                                f"but got the key type: {type(name)}, and the value type: {type(value)}")
         if isinstance(graph, GraphCell):
             source = graph
             graph = graph._graph
             values = {name: p.get_value() for name, p in source.parameters_dict().items()}
         elif isinstance(graph, MindIRGraph):
             values = dict(graph.parameters)
-        elif isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
+        else:
             graph = read(graph)
             values = dict(graph.parameters)
-        else:
-            raise ExportError(f"GraphCell needs a loaded MINDIR graph, got {type(graph).__name__}")
         object.__setattr__(self, "_graph", graph)
-        for name, value in (params_init or {}).items():
-            if name not in values:
-                raise ExportError(f"GraphCell: params_init names {name!r}, which {graph.file_name} "
-                                  f"does not have")
-            new = Parameter(value).get_value()
-            if tuple(new.shape) != tuple(values[name].shape):
-                raise ExportError(f"GraphCell: params_init[{name!r}] has shape {list(new.shape)}, "
-                                  f"the graph needs {list(values[name].shape)}")
-            values[name] = new
+        for name, old in values.items():            # the graph's order, as MindSpore checks them
+            if name in params_init:
+                values[name] = _checked_value(name, old, params_init[name])
         for name, value in values.items():
             setattr(self, name, Parameter(value, name=name))
 
     def construct(self, *inputs):
         params = {key: getattr(self, key).get_value() for key in self._graph.parameters}
-        return run(self._graph, params, *inputs)
+        if not any(op.prim in _WRITES for op in self._graph.ops):
+            return run(self._graph, params, *inputs)
+        updates = {}
+        out = run(self._graph, params, *inputs, updates=updates)
+        for key, value in updates.items():       # Assign nodes: the parameter keeps the new value
+            getattr(self, key).set_value(value)
+        return out
 
     def __repr__(self):
-        return f"GraphCell<{self._graph.name}>"
+        graph = vars(self).get("_graph")
+        return f"GraphCell<{graph.name}>" if graph is not None else "GraphCell<>"
+
+
+def _checked_value(name, old, value):
+    """``value``'s array (a copy: the GraphCell keeps its own Parameter), when it has the shape
+    and dtype of the graph parameter ``name`` (``old``); else MindSpore's ValueError."""
+    new = value._array()
+    old_shape, new_shape = tuple(np.shape(old)), tuple(np.shape(new))
+    if old_shape != new_shape or np.dtype(old.dtype) != np.dtype(new.dtype):
+        raise ExportError(
+            "Only support update parameter by Tensor or Parameter with same shape and dtype as it. "
+            f"The parameter {name!r} has shape {list(old_shape)} and dtype "
+            f"{mstype.from_numpy(np.dtype(old.dtype))}, but got the update value with shape "
+            f"{list(new_shape)} and dtype {mstype.from_numpy(np.dtype(new.dtype))}.")
+    return np.array(new, copy=True)

@@ -18,7 +18,7 @@ from msjax.ops import functional as F
 __all__ = ["Primitive", "ReLU", "Sigmoid", "Tanh", "GeLU", "Softmax", "ReduceMean", "ReduceSum",
            "ReduceMax", "MatMul", "BiasAdd", "Reshape", "Shape", "Flatten", "Transpose", "ExpandDims",
            "Squeeze", "Concat", "Add", "Sub", "Mul", "Div", "RealDiv", "Square", "Sqrt", "Cast",
-           "Conv2D", "MaxPool", "AvgPool", "Gather", "OneHot"]
+           "Conv2D", "MaxPool", "AvgPool", "Gather", "OneHot", "Assign", "AssignAdd", "AssignSub"]
 
 
 class Primitive:
@@ -177,3 +177,27 @@ class OneHot(Primitive):
 
     def run(self, indices, depth, on_value, off_value):
         return F.one_hot.__wrapped__(indices, depth, on_value, off_value, self.axis)
+
+
+class _Update(Primitive):
+    """An in-place Parameter update: the Parameter itself is passed, not its array."""
+
+    _fn = None
+
+    def __call__(self, variable, value):
+        return type(self)._fn(variable, value)
+
+
+class Assign(_Update):
+    """``ops.Assign()(variable, value)``: ``variable`` (a Parameter) takes ``value``."""
+    _fn = staticmethod(F.assign)
+
+
+class AssignAdd(_Update):
+    """``ops.AssignAdd()(variable, value)``: ``variable += value`` in place."""
+    _fn = staticmethod(F.assign_add)
+
+
+class AssignSub(_Update):
+    """``ops.AssignSub()(variable, value)``: ``variable -= value`` in place."""
+    _fn = staticmethod(F.assign_sub)
