@@ -66,8 +66,15 @@ def capture(net, *inputs, name=None):
             scopes = {id(c): path for path, c in cell.cells_and_names() if path}
             with inline_calls(scopes):
                 out = cell.construct(*args)
-            return jax.tree.leaves(unwrap(out))
+            outs = jax.tree.leaves(unwrap(out))
+            after = jax.tree.leaves(nnx.state(cell))          # Parameters construct updated in place
+            if len(after) != len(values):
+                raise ExportError(f"cannot capture {type(net).__name__}: construct adds or removes "
+                                  f"state variables")
+            n_outputs.append(len(outs))
+            return outs + [after[i] for i in dynamic]
 
+        n_outputs = []
         closed = jax.make_jaxpr(pure)([values[i] for i in dynamic], arrays)
     except jax.errors.ConcretizationTypeError as exc:
         raise ExportError(f"cannot capture {type(net).__name__}: construct uses a tensor's value in Python "
@@ -82,7 +89,8 @@ def capture(net, *inputs, name=None):
             cell.training = mode
     param_names = [variables[i].name for i in dynamic]
     known = {path for path, _ in net.cells_and_names() if path}
-    return _build(closed, net, param_names, arrays, known, name or type(net).__name__, symbolic)
+    return _build(closed, net, param_names, arrays, known, name or type(net).__name__, symbolic,
+                  n_outputs[0])
 
 
 def _input_arrays(net, inputs):
@@ -240,7 +248,7 @@ class _Builder:
             self.nodes.append(ir.Node(prim, names, outs, params, self.source(here)))
 
 
-def _build(closed, net, param_names, arrays, known, name, symbolic=False):
+def _build(closed, net, param_names, arrays, known, name, symbolic=False, n_outputs=None):
     jaxpr = closed.jaxpr
     builder = _Builder(known, symbolic)
     env = {v: builder.constant(c) for v, c in zip(jaxpr.constvars, closed.consts)}
@@ -248,8 +256,14 @@ def _build(closed, net, param_names, arrays, known, name, symbolic=False):
     env.update(zip(jaxpr.invars, param_names + in_names))
     builder.inline(jaxpr, env, ())
     produced = {o.name for n in builder.nodes for o in n.outputs}
+    n_outputs = len(jaxpr.outvars) if n_outputs is None else n_outputs
+    updates = OrderedDict()                # parameter -> the value it holds after the call
+    for param_name, var in zip(param_names, jaxpr.outvars[n_outputs:]):
+        src = builder.read(var, env)
+        if src != param_name:
+            updates[param_name] = src
     outputs, seen = [], set()
-    for var in jaxpr.outvars:
+    for var in jaxpr.outvars[:n_outputs]:
         src = builder.read(var, env)
         aval = var.aval
         if src not in produced or src in seen:     # an input, parameter or constant returned as is
@@ -258,7 +272,7 @@ def _build(closed, net, param_names, arrays, known, name, symbolic=False):
             src = out.name
         seen.add(src)
         outputs.append(ir.Value(src, _shape(aval.shape), np.dtype(aval.dtype)))
-    nodes = _prune(builder.nodes, {o.name for o in outputs})
+    nodes = _prune(builder.nodes, {o.name for o in outputs} | set(updates.values()))
     used = {i for n in nodes for i in n.inputs}
     constants = OrderedDict((k, v) for k, v in builder.constants.items() if k in used)
     traced = {n: np.dtype(v.aval.dtype) for n, v in zip(param_names, jaxpr.invars)}
@@ -268,7 +282,7 @@ def _build(closed, net, param_names, arrays, known, name, symbolic=False):
         parameters[param.name] = array.astype(traced.get(param.name, array.dtype), copy=False)
     inputs = [ir.Value(n, _shape(v.aval.shape), np.dtype(v.aval.dtype))
               for n, v in zip(in_names, jaxpr.invars[len(param_names):])]
-    return ir.Graph(name, inputs, outputs, parameters, constants, nodes)
+    return ir.Graph(name, inputs, outputs, parameters, constants, nodes, updates)
 
 
 def _prune(nodes, live):

@@ -187,8 +187,13 @@ def _check_references(defined, ops, outputs, file_name):
                               f"or Constant", file=file_name)
 
 
-def run(graph: MindIRGraph, params: dict, *args):
-    """Evaluate ``graph`` with jax: ``params`` maps ref_key -> array, ``args`` are its inputs."""
+def run(graph: MindIRGraph, params: dict, *args, updates=None):
+    """Evaluate ``graph`` with jax: ``params`` maps ref_key -> array, ``args`` are its inputs.
+
+    An ``Assign``/``AssignAdd``/``AssignSub`` on a parameter writes it: later nodes read the new
+    value (nodes come in MindSpore's monad order), and ``updates`` (a dict, when given) receives
+    ref_key -> the parameter's value after the call.
+    """
     if len(args) != len(graph.inputs):
         raise ExportError(f"{graph.file_name}: the graph takes {len(graph.inputs)} input(s), got {len(args)}")
     env = dict(graph.constants)
@@ -207,6 +212,10 @@ def run(graph: MindIRGraph, params: dict, *args):
             raise ExportError(f"node {op.output} reads undefined value {exc.args[0]}",
                               file=graph.file_name) from None
         env[op.output] = _apply(op, args_, graph.file_name)
+        if op.prim in _UPDATES and op.inputs and op.inputs[0] in graph.param_refs:
+            env[op.inputs[0]] = env[op.output]
+            if updates is not None:
+                updates[graph.param_refs[op.inputs[0]]] = env[op.output]
     out = [env[name] for name in graph.outputs]
     return out[0] if len(out) == 1 else tuple(out)
 
@@ -394,9 +403,37 @@ def _binary(fn):
     return lambda args, attrs: fn(args[0], args[1])
 
 
+def _update(fn):
+    """Assign-family op: the parameter's new value, in its dtype and shape (``run`` writes it)."""
+    def op(args, attrs):
+        old, value = jnp.asarray(args[0]), jnp.asarray(args[1])
+        if value.shape != old.shape:
+            raise ExportError(f"the value of shape {list(value.shape)} does not fit the parameter "
+                              f"of shape {list(old.shape)}")
+        return fn(old, value.astype(old.dtype)).astype(old.dtype)
+    return op
+
+
+def _inplace(fn):
+    """``x op= y`` on a parameter (InplaceAddExt(x, y, alpha, U), InplaceMul(x, y, U)): the
+    result keeps x's shape and dtype."""
+    def op(args, attrs):
+        old = jnp.asarray(args[0])
+        return jnp.broadcast_to(fn(old, *args[1:-1]), old.shape).astype(old.dtype)
+    return op
+
+
+#: primitives that write their first input (a parameter)
+_UPDATES = {"Assign", "AssignAdd", "AssignSub", "InplaceAddExt", "InplaceSubExt", "InplaceMul"}
+
 OPS = {
     # side-effect plumbing: identity / no-op in a pure function
     "Load": lambda a, k: a[0], "UpdateState": lambda a, k: MONAD, "Depend": lambda a, k: a[0],
+    "TensorMove": lambda a, k: a[0],
+    "Assign": _update(lambda old, v: v), "AssignAdd": _update(jnp.add), "AssignSub": _update(jnp.subtract),
+    "InplaceAddExt": _inplace(lambda x, y, alpha: x + alpha * jnp.asarray(y)),
+    "InplaceSubExt": _inplace(lambda x, y, alpha: x - alpha * jnp.asarray(y)),
+    "InplaceMul": _inplace(lambda x, y: x * jnp.asarray(y)),
     "MakeTuple": lambda a, k: tuple(a), "TupleGetItem": lambda a, k: a[0][int(a[1])],
     "Identity": lambda a, k: a[0],
     # layers

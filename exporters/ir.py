@@ -141,6 +141,9 @@ class Graph:
     parameters: OrderedDict           # dotted name -> np.ndarray, in MindSpore's parameter order
     constants: OrderedDict            # constant name -> np.ndarray (literals the jaxpr closed over)
     nodes: list                       # [Node] in execution order
+    #: parameter name -> the value name it holds after the call: construct updated it in place
+    #: (``ops.assign``, ``self.p = ...``); emitters that cannot write state refuse such graphs
+    updates: OrderedDict = dataclasses.field(default_factory=OrderedDict)
 
     @property
     def is_dynamic(self):

@@ -11,11 +11,23 @@ from msjax.errors import UnsupportedOpError
 __all__ = ["check_supported"]
 
 
-def check_supported(graph, table, format_name):
+def check_supported(graph, table, format_name, *, updates=False):
     """Raise ``UnsupportedOpError`` listing every primitive of ``graph`` missing from ``table``.
 
     Each unsupported primitive is listed once with every layer (``Node.source``) that used it.
+    A graph whose construct updates parameters in place (``graph.updates``) needs a format that
+    can write them (``updates=True``: MINDIR's Assign); others refuse it, as MindSpore's ONNX
+    exporter refuses Assign/AssignAdd.
     """
+    written = list(getattr(graph, "updates", None) or ())
+    if written and not updates:
+        error = UnsupportedOpError(
+            f"cannot export {graph.name} to {format_name}: construct updates parameter(s) "
+            f"{', '.join(written)} in place (Assign), and a {format_name} graph has no state to "
+            f"write them to. Export to MINDIR, which keeps the updates, or move the update out of "
+            f"construct.")
+        error.unsupported = {"Assign": written}
+        raise error
     missing = OrderedDict()
     for node in graph.nodes:
         if node.op not in table:

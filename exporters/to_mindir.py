@@ -481,7 +481,7 @@ RULES = {
 # ================================================================ model
 def to_model_proto(graph: ir.Graph) -> pb.ModelProto:
     """Translate ``graph`` to a ModelProto (raises UnsupportedOpError listing every missing op)."""
-    check_supported(graph, RULES, "MINDIR")
+    check_supported(graph, RULES, "MINDIR", updates=True)
     e = _Emitter(graph)
     for name, array in graph.parameters.items():
         array = np.asarray(array)
@@ -494,21 +494,69 @@ def to_model_proto(graph: ir.Graph) -> pb.ModelProto:
         full = f"{e.gname}:{value.name}"
         e.g.input.add(name=full, tensor=[_spec(value.shape, value.dtype)])
         e.names[value.name] = full
+    monad = _load_updated(e) if graph.updates else None
     for node in graph.nodes:
         out = RULES[node.op](e, node)
         if len(node.outputs) != 1:
             raise ExportError(f"{node.source or graph.name}: {node.op} with several outputs")
         e.names[node.outputs[0].name] = out
     outs = [e.ref(v.name) for v in graph.outputs]
+    if monad is not None:
+        monad = _assign_updates(e, monad)
     if len(outs) == 1:
         v = graph.outputs[0]
-        e.g.output.add(name=outs[0], tensor=[_spec(v.shape, v.dtype)])
+        out = outs[0]
+        if monad is not None:
+            out = e.op("Depend", [out, monad], v.shape, v.dtype, kind=CLASSIC,
+                       attrs={"side_effect_propagate": 1})
+        e.g.output.add(name=out, tensor=[_spec(v.shape, v.dtype)])
     else:
         abstract = A(name="shape", type=A.TUPLE,
                      values=[A(type=A.TENSORS, tensors=[_spec(v.shape, v.dtype)]) for v in graph.outputs])
         tup = e.op("MakeTuple", outs, None, None, kind=CLASSIC, abstract=abstract)
+        if monad is not None:
+            tup = e.op("Depend", [tup, monad], None, None, kind=CLASSIC, abstract=abstract,
+                       attrs={"side_effect_propagate": 1})
         e.g.output.add(name=tup)
     return e.model
+
+
+# ================================================================ in-place parameter updates
+_UMONAD = A(name="shape", type=A.UMONAD)
+
+
+def _load_updated(e):
+    """Parameters the call updates (``graph.updates``), read as MindSpore reads them before an
+    Assign: ``TensorMove(Load(p, U))``, a copy every node of the graph reads. Returns the monad
+    that orders those copies before the Assigns."""
+    e._count += 1
+    u = f"ValueNode_{e._count}"
+    e.g.node.add(output=[u], name=u, op_type="Constant", attribute=[A(name="value", type=A.UMONAD)])
+    copies = []
+    for name in e.graph.updates:
+        if name not in e.graph.parameters:
+            raise ExportError(f"{e.graph.name}: the updated value {name!r} is not a parameter")
+        array = e.graph.parameters[name]
+        load = e.op("Load", [e.names[name], u], array.shape, array.dtype, kind=CLASSIC)
+        copies.append(e.op("TensorMove", [load], array.shape, array.dtype, kind=CLASSIC))
+        e.names[name] = copies[-1]
+    return e.op("UpdateState", [u, *copies], None, None, kind=CLASSIC, abstract=_UMONAD)
+
+
+def _assign_updates(e, u):
+    """``Assign(p, value, U)`` for each updated parameter, chained by UpdateState (MindSpore's
+    form of ``ops.assign``/``self.p = value``); returns the last monad, which the output Depends on."""
+    for name, src in e.graph.updates.items():
+        array = e.graph.parameters[name]
+        if tuple(e.shape(src)) != tuple(array.shape) or e.dtype(src) != array.dtype:
+            raise ExportError(f"{e.graph.name}: parameter {name!r} ({list(array.shape)}, {array.dtype}) is "
+                              f"updated with a value of shape {list(e.shape(src))} and dtype {e.dtype(src)}")
+        spec = _spec(array.shape, array.dtype)
+        spec.ref_key = name
+        assign = e.op("Assign", [f"{e.gname}:{name}", e.ref(src), u], None, None, attrs={"side_effect_mem": True},
+                      abstract=A(name="shape", type=A.TENSORS, tensors=[spec]))
+        u = e.op("UpdateState", [u, assign], None, None, kind=CLASSIC, abstract=_UMONAD)
+    return u
 
 
 def write(graph: ir.Graph, file_name, *, enc_key=None, enc_mode="AES-GCM", **options) -> None:

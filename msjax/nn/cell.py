@@ -43,9 +43,10 @@ def _is_dynamic(x):
 
 
 def _wrap_outputs(tree):
-    """Wrap concrete arrays as Tensor; tracers (a call under jax.grad/vmap) stay raw arrays."""
-    return jax.tree.map(lambda x: Tensor(x) if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
-                        else x, tree)
+    """Wrap concrete arrays (device or host: a PYNATIVE construct on host values computes numpy)
+    as Tensor; tracers (a call under jax.grad/vmap) stay raw arrays."""
+    return jax.tree.map(lambda x: Tensor(x) if isinstance(x, (jax.Array, np.ndarray))
+                        and not isinstance(x, jax.core.Tracer) else x, tree)
 
 
 def _run_flat(graphdef, static, leaves, dynamic):
@@ -94,6 +95,24 @@ def inline_calls(scopes=None):
 def _under_transform(args, kwargs):
     """True when called on tracers (inside the user's jax.grad/jit/vmap): run inline, not nested-jit."""
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(unwrap((args, kwargs))))
+
+
+def _is_array(value):
+    return not isinstance(value, Parameter) and isinstance(value, (Tensor, jax.Array, np.ndarray))
+
+
+def _update_in_place(param, value):
+    """MindSpore's ``self.p = value`` where ``p`` is a Parameter: the Parameter keeps its identity
+    and takes the value. Inside ``construct`` that is an ``Assign`` (GRAPH_MODE writes it back after
+    the call, ``export`` keeps it): cast to the parameter's dtype, same shape; outside, it is
+    ``set_data`` (cast to the parameter's dtype)."""
+    if getattr(_tracing, "depth", 0):
+        from msjax.ops.functional import assign_value
+        param.set_value(assign_value("Assign", param, value))
+    else:
+        array = unwrap(value)
+        dtype = np.dtype(param.get_value().dtype)
+        param.set_value(array if array.dtype == dtype else array.astype(dtype))
 
 
 class _Dynamic:
@@ -223,6 +242,10 @@ class Cell(nnx.Module):
     # ---------------------------------------------------------------- naming
     def __setattr__(self, name, value):
         global _structure_version
+        current = vars(self).get(name)
+        if isinstance(current, Parameter) and _is_array(value):
+            _update_in_place(current, value)   # the structure is unchanged: no version bump
+            return
         _structure_version += 1
         if isinstance(value, Parameter) and value.name == "Parameter":
             value.name = name
