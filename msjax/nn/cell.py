@@ -243,8 +243,9 @@ class Cell(nnx.Module):
     def __setattr__(self, name, value):
         global _structure_version
         current = vars(self).get(name)
-        if isinstance(current, Parameter) and _is_array(value):
-            _update_in_place(current, value)   # the structure is unchanged: no version bump
+        if isinstance(current, Parameter) and (value is current or _is_array(value)):
+            if value is not current:           # (value is current: `self.p op= x` updated p itself)
+                _update_in_place(current, value)   # the structure is unchanged: no version bump
             return
         _structure_version += 1
         if isinstance(value, Parameter) and value.name == "Parameter":
