@@ -69,7 +69,7 @@ def tensor_spec(shape, dtype, name=None) -> pb.TensorProto:
 
 
 def encode_tensor(array, name=None) -> pb.TensorProto:
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")         # keeps 0-d (ascontiguousarray makes it 1-d)
     t = tensor_spec(array.shape, array.dtype, name)
     t.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
     return t

@@ -860,6 +860,28 @@ class Parameter(nnx.Param):
     def clone(self, init="same"):
         return Parameter(self.get_value(), name=self.name, requires_grad=self.requires_grad)
 
+    # ``self.w += x`` in construct updates the Parameter itself (MindSpore's AssignAdd/AssignSub/
+    # Assign rules: the value takes the parameter's dtype and shape), as in MindSpore's GRAPH_MODE
+    def __iadd__(self, other):
+        from msjax.ops.functional import assign_add
+        assign_add(self, other)
+        return self
+
+    def __isub__(self, other):
+        from msjax.ops.functional import assign_sub
+        assign_sub(self, other)
+        return self
+
+    def __imul__(self, other):
+        from msjax.ops.functional import assign
+        assign(self, jnp.multiply(self.get_value(), _as_array(other)))
+        return self
+
+    def __itruediv__(self, other):
+        from msjax.ops.functional import assign
+        assign(self, jnp.true_divide(self.get_value(), _as_array(other)))
+        return self
+
     def __array__(self, dtype=None, copy=None):
         out = np.asarray(self.get_value())
         return out if dtype is None else out.astype(dtype)
