@@ -1,14 +1,17 @@
 """Run fuzz cases in worker subprocesses and report per reader.
 
     python -m tests.fuzz.run --reader all --cases 100000 --jobs 2
-    python -m tests.fuzz.run --reader pth --case 17 --show
+    python -m tests.fuzz.run --reader pth --case 17 --show       # replay one case
+    python -m tests.fuzz.run --reader pth --file saved.pth       # replay a saved input
+    python -m tests.fuzz.run --reader mindir_run,air_run         # opt-in: also run the graphs
 
 Each case runs in a persistent worker (``worker.py``) that imports msjax once. A case past the
 time limit kills and restarts its worker; a worker that dies is a crash. Both count as "other",
 as does any exception that is not an msjax error (``MsjaxError`` and ``ValueError``) naming the
-file, a peak memory past ``max(mem_limit, mem_factor x file size)`` (tracemalloc and peak RSS),
+file, a peak memory past ``max(mem_limit, mem_factor x file size)`` (peak RSS, a MemoryError
+from the per-case RLIMIT_AS of mem_limit + slack, and with --tracemalloc untouched allocations),
 and a .pth tensor loaded although torch refuses it. Failing inputs are saved under
-``<out>/failures/`` with a ``.txt`` beside each that names the replay command.
+``<out>/failures/`` with a ``.txt`` beside each that names the replay commands.
 """
 from __future__ import annotations
 
