@@ -13,12 +13,16 @@ class MsjaxError(Exception):
     """Base class of every error msjax raises on purpose."""
 
 
-class CheckpointError(MsjaxError, ValueError):
-    """A checkpoint file is unreadable: truncated, corrupt, wrong key, bad CRC, unknown dtype."""
+class _NamesFile:
+    """Mixin: ``file=`` (when given) starts the message and is kept as ``.file``."""
 
     def __init__(self, message, *, file=None):
         self.file = None if file is None else str(file)
         super().__init__(f"{self.file}: {message}" if self.file else message)
+
+
+class CheckpointError(_NamesFile, MsjaxError, ValueError):
+    """A checkpoint file is unreadable: truncated, corrupt, wrong key, bad CRC, unknown dtype."""
 
 
 class _WriteFailure:
@@ -47,15 +51,11 @@ class ParameterLoadError(MsjaxError, ValueError, RuntimeError):
     mismatches."""
 
 
-class ExportError(MsjaxError, ValueError, RuntimeError):
+class ExportError(_NamesFile, MsjaxError, ValueError, RuntimeError):
     """A network cannot be exported, or an exported file cannot be read back.
 
     Also a ``RuntimeError``: MindSpore's ``load`` raises one for a MINDIR it cannot load (a missing
     file is a ``ValueError`` there, and here too)."""
-
-    def __init__(self, message, *, file=None):
-        self.file = None if file is None else str(file)
-        super().__init__(f"{self.file}: {message}" if self.file else message)
 
 
 class ExportWriteError(_WriteFailure, ExportError, OSError):
