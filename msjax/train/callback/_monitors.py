@@ -1,13 +1,14 @@
-"""``LossMonitor``, ``TimeMonitor``, ``LambdaCallback`` and ``ProgressBar`` (tqdm.auto)."""
+"""``LossMonitor``, ``TimeMonitor``, ``History``, ``LambdaCallback`` and ``ProgressBar`` (tqdm.auto)."""
 from __future__ import annotations
 
 import time
 
 import numpy as np
 
+from msjax.common.tensor import Tensor
 from msjax.train.callback._callback import Callback, _handle_loss
 
-__all__ = ["LossMonitor", "TimeMonitor", "LambdaCallback", "ProgressBar"]
+__all__ = ["LossMonitor", "TimeMonitor", "History", "LambdaCallback", "ProgressBar"]
 
 
 class LossMonitor(Callback):
@@ -18,7 +19,10 @@ class LossMonitor(Callback):
 
     def __init__(self, per_print_times=1):
         super().__init__()
-        if not isinstance(per_print_times, int) or isinstance(per_print_times, bool) or per_print_times < 0:
+        if not isinstance(per_print_times, int) or isinstance(per_print_times, bool):     # as MindSpore: a
+            raise TypeError(f"LossMonitor: per_print_times must be an int, got "        # non-int is a TypeError,
+                            f"{type(per_print_times).__name__}")                         # a negative a ValueError
+        if per_print_times < 0:
             raise ValueError(f"LossMonitor: per_print_times must be an int >= 0, got {per_print_times!r}")
         self._per_print_times = per_print_times
         self._last_print_time = 0
@@ -60,6 +64,39 @@ class TimeMonitor(Callback):
         steps = cb_params.get("batch_num") or self.data_size or 1
         mode = cb_params.get("mode", "")
         print(f"{mode.title()} epoch time: {epoch_ms:5.3f} ms, per step time: {epoch_ms / steps:5.3f} ms", flush=True)
+
+
+class History(Callback):
+    """Record each epoch's number (``epoch``: ``{"epoch": [1, 2, ...]}``) and, per epoch, the network
+    output and the metrics in ``cb_params`` (``history``: ``{"net_output": [...], <metric>: [...]}``).
+
+    A Tensor/array output is recorded as its mean; of a tuple/list output, the first element.
+
+    >>> history = History(); model.train(2, ds, callbacks=[history]); history.history["net_output"]
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = None
+
+    def begin(self, run_context):
+        self.epoch = {"epoch": []}
+
+    def epoch_end(self, run_context):
+        cb_params = run_context.original_args()
+        if self.epoch is None:          # used without begin (a hand-driven RunContext)
+            self.epoch = {"epoch": []}
+        self.epoch["epoch"].append(cb_params.get("cur_epoch_num", 1))
+        output = cb_params.get("net_outputs")
+        if isinstance(output, (tuple, list)) and output and isinstance(output[0], (Tensor, np.ndarray)):
+            output = output[0]
+        if isinstance(output, (Tensor, np.ndarray)):
+            output = np.mean(np.asarray(output.asnumpy() if isinstance(output, Tensor) else output))
+        record = {"net_output": output}
+        record.update(cb_params.get("metrics") or {})
+        for key, value in record.items():
+            self.history.setdefault(key, []).append(value)
 
 
 class LambdaCallback(Callback):
