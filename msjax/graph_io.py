@@ -42,7 +42,7 @@ def export(net, *inputs, file_name, file_format, **kwargs):
     if "obf_func" in kwargs:
         raise NotImplementedError("Dynamic model structure obfuscation is no longer supported.")
     if not isinstance(file_name, (str, os.PathLike)):
-        raise ExportError(f"export: file_name must be a str, got {type(file_name).__name__}")
+        raise TypeError(f"export: file_name must be a str, got {type(file_name).__name__}")   # MindSpore: TypeError
     emitter = exporters.get_emitter(file_format)
     encryption = export_options(file_format, kwargs)    # checked before anything is traced
     if encryption is not None:

@@ -141,7 +141,7 @@ def test_ignored_combinations_warn_once_naming_the_winner():
     (dict(append_info="epoch_num"), TypeError),
     (dict(append_info=["epochs"]), ValueError),
     (dict(append_info=[{"a": 1}, {"b": 2}]), TypeError),
-    (dict(enc_key="key"), TypeError),
+    (dict(enc_key="key"), ValueError),      # MindSpore: Validator.check_isinstance -> ValueError
     (dict(async_save="fork"), ValueError),
     (dict(format="safetensors", crc_check=True), ValueError),
 ])

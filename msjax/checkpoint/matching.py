@@ -63,9 +63,12 @@ def _update(param, new, dict_name, strict_load, file):
     param.set_value(value)
 
 
-def load_param_into_net(net, parameter_dict, strict_load=False, *, _file=None):
+def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundancy=False, *, _file=None):
     """Load ``parameter_dict`` (name -> Parameter) into ``net``; return ``(param_not_load,
     ckpt_not_load)``: the net's parameter names not loaded and the dict's names not used.
+
+    ``remove_redundancy`` (MindSpore's data-parallel de-duplication) needs a parallel run, which
+    msjax has not: ``True`` is the TypeError MindSpore raises in a stand-alone run.
 
     >>> param_not_load, ckpt_not_load = load_param_into_net(net, param_dict)
     """
@@ -76,12 +79,19 @@ def load_param_into_net(net, parameter_dict, strict_load=False, *, _file=None):
                         f"{type(parameter_dict).__name__}")
     if not isinstance(strict_load, bool):
         raise TypeError(f"For 'load_param_into_net', 'strict_load' must be a bool, got {strict_load!r}")
+    if not isinstance(remove_redundancy, bool):
+        raise ValueError(  # noqa: TRY004  (MindSpore raises ValueError here)
+            f"For 'load_param_into_net', the parameter 'remove_redundancy' must be bool, "
+            f"got {remove_redundancy!r}")
     for key, value in parameter_dict.items():
         if not isinstance(key, str) or not isinstance(value, (Parameter, Tensor, str, np.ndarray)) \
                 and not hasattr(value, "shape"):
             raise TypeError(f"For 'load_param_into_net', parameter_dict entries must be str -> "
                             f"Parameter, got {key!r}: {type(value).__name__}")
 
+    if remove_redundancy:
+        raise TypeError("The deduplication feature for loading checkpoint can only be used in parallel "
+                        "scenarios, but got stand_alone.")
     params = [p for _, p in net.parameters_and_names()]
     ckpt_not_load = list(parameter_dict)
     used = set()

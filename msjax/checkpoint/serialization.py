@@ -45,6 +45,16 @@ def _check_file_name(ckpt_file_name, format):
     return name if name.endswith(format) else f"{name}.{format}"
 
 
+def _check_isinstance(func, arg_name, value, classes):
+    """MindSpore's ``Validator.check_isinstance``: a wrong type is a ``ValueError`` there (not a
+    TypeError) for crc_check, enc_key/enc_mode, dec_key/dec_mode and remove_redundancy."""
+    if not isinstance(value, classes):
+        names = " or ".join("None" if c is type(None) else c.__name__
+                            for c in (classes if isinstance(classes, tuple) else (classes,)))
+        raise ValueError(f"For '{func}', the parameter '{arg_name}' must be {names}, got {value!r}")  # noqa: TRY004
+    return value
+
+
 def _is_cell(obj):
     return hasattr(obj, "parameters_and_names") and hasattr(obj, "construct")
 
@@ -142,10 +152,12 @@ def _snapshot(save_obj, append_dict, choice_func, copy):
     return named, types
 
 
-def _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync):
+def _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync, remove_redundancy=None):
     if format == "safetensors":
         from msjax.checkpoint import safetensors_format
         meta = dict(safetensors_format.MS_METADATA)
+        if remove_redundancy is not None:
+            meta["remove_redundancy"] = str(remove_redundancy)
         meta.update({n: "Int4" for n, t in types.items() if t == "Int4"})
         safetensors_format.save(named, path, metadata=meta if named else None, crc_check=crc_check,
                                 fsync=fsync)
@@ -181,13 +193,16 @@ class _Buffer:
 
 def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=False, append_dict=None,
                     enc_key=None, enc_mode="AES-GCM", choice_func=None, crc_check=False, format="ckpt",
-                    *, fsync=True):
+                    *, fsync=True, **kwargs):
     """Save ``save_obj`` (a Cell, a list of Parameters or ``{"name", "data"}`` dicts, or a dict
     name -> Parameter/Tensor/array) to ``ckpt_file_name``, as MindSpore 2.10 does.
 
     The write is atomic (temporary file, flush, ``fsync`` unless ``fsync=False``, rename).
     ``async_save=True | "thread" | "process"`` returns an ``AsyncSave`` handle once a host snapshot
     exists; ``.result()`` waits and re-raises. Otherwise returns None.
+
+    ``kwargs`` are MindSpore's: ``remove_redundancy`` (None or bool; recorded in a safetensors
+    file's metadata as "True"/"False", as MindSpore does). Other keys are ignored, as in MindSpore.
 
     >>> save_checkpoint(net, "net.ckpt", append_dict={"epoch_num": 3}, crc_check=True)
     """
@@ -198,12 +213,11 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
         raise TypeError(f"For 'save_checkpoint', 'async_save' must be a bool or str, got {async_save!r}")
     if isinstance(async_save, str) and async_save not in ("process", "thread"):
         raise ValueError(f"For 'save_checkpoint', 'async_save' can only be 'process' or 'thread', got {async_save!r}")
-    if enc_key is not None and not isinstance(enc_key, bytes):
-        raise TypeError(f"For 'save_checkpoint', 'enc_key' must be bytes or None, got {type(enc_key).__name__}")
-    if not isinstance(enc_mode, str):
-        raise TypeError(f"For 'save_checkpoint', 'enc_mode' must be a str, got {type(enc_mode).__name__}")
-    if not isinstance(crc_check, bool):
-        raise TypeError(f"For 'save_checkpoint', 'crc_check' must be a bool, got {crc_check!r}")
+    _check_isinstance("save_checkpoint", "enc_key", enc_key, (type(None), bytes))
+    _check_isinstance("save_checkpoint", "enc_mode", enc_mode, str)
+    _check_isinstance("save_checkpoint", "crc_check", crc_check, bool)
+    remove_redundancy = _check_isinstance("save_checkpoint", "remove_redundancy",
+                                          kwargs.get("remove_redundancy"), (type(None), bool))
     if format == "safetensors" and (enc_key is not None or enc_mode != "AES-GCM"):
         raise ValueError("For 'save_checkpoint', format='safetensors' cannot be encrypted: leave "
                          "enc_key=None and enc_mode='AES-GCM'")
@@ -219,7 +233,7 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
     named, types = _snapshot(save_obj, append_dict, choice_func, copy=async_save in (True, "thread"))
 
     def job():
-        _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync)
+        _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync, remove_redundancy)
 
     if async_save == "process":
         return ckpt_io.start_process(path, job)
@@ -364,7 +378,7 @@ def _stored_type(name, value, tensor_type, path):
 
 def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=None, dec_key=None,
                     dec_mode="AES-GCM", specify_prefix=None, choice_func=None, crc_check=False,
-                    format="ckpt"):
+                    remove_redundancy=False, format="ckpt"):
     """Load a .ckpt (or MindSpore safetensors) file into an ``OrderedDict`` name -> Parameter
     (``append_dict`` strings come back as str); with ``net``, also load it into ``net``.
 
@@ -375,10 +389,10 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
     """
     specify_prefix = _check_prefix(specify_prefix, "specify_prefix")
     filter_prefix = _check_prefix(filter_prefix, "filter_prefix")
-    if dec_key is not None and not isinstance(dec_key, bytes):
-        raise TypeError(f"For 'load_checkpoint', 'dec_key' must be bytes or None, got {type(dec_key).__name__}")
-    if not isinstance(crc_check, bool):
-        raise TypeError(f"For 'load_checkpoint', 'crc_check' must be a bool, got {crc_check!r}")
+    _check_isinstance("load_checkpoint", "dec_key", dec_key, (type(None), bytes))
+    _check_isinstance("load_checkpoint", "dec_mode", dec_mode, str)
+    _check_isinstance("load_checkpoint", "crc_check", crc_check, bool)
+    _check_isinstance("load_checkpoint", "remove_redundancy", remove_redundancy, bool)
     if format not in _FORMATS:
         raise ValueError(f"For 'load_checkpoint', format must be 'ckpt' or 'safetensors', got {format!r}")
     if not isinstance(ckpt_file_name, (str, os.PathLike)):
@@ -414,7 +428,7 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
                          f"on parameter {err.name!r}; failed to load the checkpoint file {path}.") \
             from cause
     if net is not None:
-        load_param_into_net(net, parameter_dict, strict_load, _file=path)
+        load_param_into_net(net, parameter_dict, strict_load, remove_redundancy, _file=path)
     return parameter_dict
 
 

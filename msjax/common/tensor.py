@@ -789,6 +789,19 @@ class Tensor:
         return _wrap(_xp((self._data,), np.bool_).logical_not(self._data))
 
 
+def _check_param_name(name):
+    """MindSpore: a Parameter's name is a str or None, else a ValueError."""
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"The type of the Parameter's name should be 'string' or 'None', but got "
+                         f"{type(name).__name__}")
+
+
+def _check_requires_grad(requires_grad):
+    """MindSpore: ``requires_grad`` is a bool, else a TypeError."""
+    if not isinstance(requires_grad, (bool, np.bool_)):
+        raise TypeError(f"The argument `requires_grad` must be bool type, got {type(requires_grad).__name__}")
+
+
 class Parameter(nnx.Param):
     """MindSpore's Parameter: ``Parameter(default_input, name=None, requires_grad=True)``.
 
@@ -805,6 +818,8 @@ class Parameter(nnx.Param):
                  parallel_optimizer=True, **metadata):
         value = default_input._array() if isinstance(default_input, (Tensor, Parameter)) else default_input
         value = _as_array(value)
+        _check_param_name(name)
+        _check_requires_grad(requires_grad)
         metadata.setdefault("name", name or "Parameter")
         metadata.setdefault("requires_grad", bool(requires_grad))
         super().__init__(value, **metadata)
@@ -816,6 +831,7 @@ class Parameter(nnx.Param):
 
     @name.setter
     def name(self, value):
+        _check_param_name(value)
         self.set_metadata("name", value)
 
     @property
@@ -824,6 +840,7 @@ class Parameter(nnx.Param):
 
     @requires_grad.setter
     def requires_grad(self, value):
+        _check_requires_grad(value)
         self.set_metadata("requires_grad", bool(value))
 
     def _array(self):

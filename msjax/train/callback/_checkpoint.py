@@ -42,6 +42,15 @@ def _non_negative_int(value, name):
     return value
 
 
+def _check_isinstance(value, name, classes):
+    """MindSpore's ``Validator.check_isinstance``: the wrong type is a ValueError there."""
+    if not isinstance(value, classes):
+        raise ValueError(  # noqa: TRY004  (MindSpore: ValueError)
+            f"For 'CheckpointConfig', the parameter '{name}' must be "
+            f"{' or '.join('None' if c is type(None) else c.__name__ for c in classes)}, got {value!r}")
+    return value
+
+
 def _check_bool(value, name):
     if not isinstance(value, bool):
         raise TypeError(f"For 'CheckpointConfig', '{name}' must be a bool, got {type(value).__name__}")
@@ -122,23 +131,22 @@ class CheckpointConfig:
         elif not per_n:
             self._keep_checkpoint_max = 1
         self._integrated_save = _check_bool(integrated_save, "integrated_save")
-        if not isinstance(async_save, (bool, str)) or (isinstance(async_save, str)
-                                                        and async_save not in ("process", "thread")):
-            raise ValueError(f"For 'CheckpointConfig', 'async_save' must be a bool, 'thread' or 'process', "
+        if not isinstance(async_save, (bool, str)):
+            raise TypeError(f"For 'CheckpointConfig', 'async_save' must be a bool or str, "
+                            f"got {type(async_save).__name__}")
+        if isinstance(async_save, str) and async_save not in ("process", "thread"):
+            raise ValueError(f"For 'CheckpointConfig', 'async_save' can only be 'process' or 'thread', "
                              f"got {async_save!r}")
         self._async_save = async_save
         self._saved_network = saved_network
         self._append_dict = self._handle_append_info(append_info)
-        if enc_key is not None and not isinstance(enc_key, bytes):
-            raise TypeError(f"For 'CheckpointConfig', 'enc_key' must be None or bytes, got {type(enc_key).__name__}")
-        if not isinstance(enc_mode, str):
-            raise TypeError(f"For 'CheckpointConfig', 'enc_mode' must be a str, got {type(enc_mode).__name__}")
-        self._enc_key, self._enc_mode = enc_key, enc_mode
-        self._crc_check = _check_bool(crc_check, "crc_check")
+        self._enc_key = _check_isinstance(enc_key, "enc_key", (type(None), bytes))
+        self._enc_mode = _check_isinstance(enc_mode, "enc_mode", (str,))
+        self._crc_check = _check_isinstance(crc_check, "crc_check", (bool,))
         if not isinstance(format, str) or format not in ("ckpt", "safetensors"):
             raise ValueError(f"For 'CheckpointConfig', 'format' must be 'ckpt' or 'safetensors', got {format!r}")
         self._format = format
-        self.remove_redundancy = _check_bool(remove_redundancy, "remove_redundancy")
+        self.remove_redundancy = _check_isinstance(remove_redundancy, "remove_redundancy", (bool,))
         self._map_param_inc = kwargs.get("incremental", False)
         if format == "safetensors" and (enc_key is not None or enc_mode != "AES-GCM" or crc_check or exception_save):
             raise ValueError("For 'CheckpointConfig', when format is 'safetensors', enc_key, enc_mode, crc_check "
@@ -295,7 +303,7 @@ class ModelCheckpoint(Callback):
             self._directory = None
         else:
             if not isinstance(directory, (str, os.PathLike)):
-                raise ValueError(f"For 'ModelCheckpoint', 'directory' must be a str, path or callable, got {directory!r}")
+                raise TypeError(f"For 'ModelCheckpoint', 'directory' must be a str, path or callable, got {directory!r}")
             self._directory = os.path.realpath(os.fspath(directory))
             os.makedirs(self._directory, exist_ok=True)
         self._prefix = prefix
@@ -404,10 +412,15 @@ class ModelCheckpoint(Callback):
 
     def _save(self, network, path, async_save=None):
         cfg = self._config
+        if cfg.remove_redundancy:
+            # MindSpore de-duplicates across data-parallel ranks; a stand-alone run refuses, as msjax does
+            raise TypeError("The deduplication feature for saving checkpoint can only be used in parallel "
+                            "scenarios, but got 'stand_alone'.")
         return _save_checkpoint(network, path, integrated_save=cfg.integrated_save,
                                 async_save=cfg.async_save if async_save is None else async_save,
                                 append_dict=dict(self._append_dict) or None, enc_key=cfg.enc_key,
-                                enc_mode=cfg.enc_mode, crc_check=cfg.crc_check, format=cfg.format)
+                                enc_mode=cfg.enc_mode, crc_check=cfg.crc_check, format=cfg.format,
+                                remove_redundancy=cfg.remove_redundancy)
 
     def _exception_save(self, train_network, epoch_num, step_num):
         """Save ``<prefix>-<epoch>_<step>_breakpoint.ckpt`` after training raised (``exception_save``)."""
