@@ -14,6 +14,7 @@ from msjax import nn
 from msjax.common import atomic
 from msjax.errors import CheckpointWriteError
 from msjax.train import CheckpointConfig, LambdaCallback, Model, ModelCheckpoint
+from msjax.train.callback import _checkpoint
 
 
 def _data(n):
@@ -92,3 +93,17 @@ def test_model_checkpoint_start_up_cleans_dead_temporaries(tmp_path):
     dead.write_bytes(b"partial")
     ModelCheckpoint(prefix="net", directory=tmp_path)
     assert not dead.exists()
+
+
+def test_checkpoint_manager_keeps_mindspores_immediate_methods(tmp_path):
+    """MindSpore's own tests drive its private CheckpointManager directly: removal there is at once."""
+    manager = _checkpoint.CheckpointManager()
+    for name in ("t-1_1.ckpt", "t-2_1.ckpt", "t-3_1.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+        os.utime(tmp_path / name, (1000 + len(manager._saved_at), 1000 + int(name[2])))
+    manager.update_ckpoint_filelist(str(tmp_path), "t")
+    assert manager.ckpoint_num == 3
+    manager.remove_oldest_ckpoint_file()
+    assert _ckpts(tmp_path) == ["t-2_1.ckpt", "t-3_1.ckpt"]
+    manager.keep_one_ckpoint_per_minutes(1, 1010.0)
+    assert _ckpts(tmp_path) == ["t-2_1.ckpt"]

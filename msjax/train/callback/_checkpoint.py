@@ -263,6 +263,17 @@ class _CheckpointManager:
             self._files.remove(path)
         self._saved_at.pop(path, None)
 
+    def remove_oldest_ckpoint_file(self):
+        """Remove the oldest file now (MindSpore's method; ModelCheckpoint itself removes only
+        after the next file is committed, through ``rotation``)."""
+        if self._files:
+            self.remove_ckpoint_file(min(self._files, key=self._age))
+
+    def keep_one_ckpoint_per_minutes(self, minutes, cur_time):
+        """Remove now all but the oldest file written in the last ``minutes`` (MindSpore's method)."""
+        for path in self.rotation(0, minutes, 0, cur_time):
+            self.remove_ckpoint_file(path)
+
     def rotation(self, keep_max, per_n, since_last_keep, now):
         """The old files MindSpore's keep policy removes for the next save (not yet removed).
 
@@ -278,6 +289,9 @@ class _CheckpointManager:
                 oldest = min(window, key=self._age)
                 return [f for f in window if f != oldest]
         return []
+
+
+CheckpointManager = _CheckpointManager      # MindSpore's name for the same private helper
 
 
 class ModelCheckpoint(Callback):
