@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import os
 
-from google.protobuf.message import DecodeError
 
-from exporters.protofile import _checks_utf8, _invalid_text, read_message, write_bytes
+from exporters.protofile import parse_message, read_message, write_bytes
 from msjax.checkpoint import crypto
 from msjax.common.atomic import atomic_write
 from msjax.common.untrusted import reading
@@ -210,20 +209,12 @@ def _decrypt(file_name, key, mode):
 
 def _parse(data, message_type, file_name, how):
     """The decrypted ``data`` as ``message_type``; anything else means a wrong key or mode."""
-    wrong = (f"decryption with {how} gave no MINDIR model: wrong dec_key or dec_mode (they must "
-             f"be those given to export), or the file was tampered with")
-    message = message_type()
+    what = (f"a MINDIR model after decryption with {how}: wrong dec_key or dec_mode (they must be "
+            f"those given to export), or the file was tampered with")
     with reading(file_name, ExportError, "decrypted MINDIR file"):
-        try:
-            message.ParseFromString(data)
-        except (DecodeError, RecursionError) as exc:
-            raise MindIRDecryptError(f"{wrong} ({message_type.__name__} does not parse: {exc})",
-                                     file=file_name) from None
-        field = None if _checks_utf8(message_type) else _invalid_text(message)
-    if field is not None:
-        raise MindIRDecryptError(f"{wrong} (string field {field} is not valid UTF-8)", file=file_name)
+        message = parse_message(data, message_type, file_name, what, MindIRDecryptError)
     if not message.HasField("graph") or not message.graph.node:
-        raise MindIRDecryptError(f"{wrong} (no graph)", file=file_name)
+        raise MindIRDecryptError(f"not {what} (no graph)", file=file_name)
     return message
 
 

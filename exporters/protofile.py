@@ -34,15 +34,21 @@ def read_message(file_name, message_type, what: str):
             data = f.read()
     except OSError as exc:
         raise ExportError(f"cannot read {what} ({exc.strerror})", file=file_name) from None
+    return parse_message(data, message_type, file_name, what)
+
+
+def parse_message(data, message_type, file_name, what: str, error=ExportError):
+    """``data`` as ``message_type``, or ``error`` naming ``file_name``: not ``what`` when it does
+    not parse or a proto2 string field is not UTF-8."""
     message = message_type()
     try:
         message.ParseFromString(data)
     except (DecodeError, RecursionError) as exc:
-        raise ExportError(f"not {what} ({message_type.__name__} does not parse: {exc})",
-                          file=file_name) from None
+        raise error(f"not {what} ({message_type.__name__} does not parse: {exc})",
+                    file=file_name) from None
     field = None if _checks_utf8(message_type) else _invalid_text(message)
     if field is not None:
-        raise ExportError(f"not {what}: string field {field} is not valid UTF-8", file=file_name)
+        raise error(f"not {what}: string field {field} is not valid UTF-8", file=file_name)
     return message
 
 
