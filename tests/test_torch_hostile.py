@@ -111,7 +111,7 @@ def patch(path, name, *, central=(), local=()):
     return path
 
 
-def refused(path, *phrases):
+def assert_refused(path, *phrases):
     with pytest.raises(CheckpointError) as info:
         read_torch_state_dict(path)
     message = str(info.value)
@@ -140,7 +140,7 @@ def test_crafted_base_file_loads(pth):
 
 def test_negative_stride_is_refused(pth):
     """as_strided with a negative stride read 400 kB before the buffer (SIGSEGV or heap bytes)."""
-    refused(write_pth(pth, state_dict(w=tensor("0", 6, 0, (2,), (-100000,)))),
+    assert_refused(write_pth(pth, state_dict(w=tensor("0", 6, 0, (2,), (-100000,)))),
             "tensor 'w' has a negative stride", "[-100000]")
     ok = read_torch_state_dict(write_pth(pth, state_dict(w=tensor("0", 6, 2, (1, 2), (-5, 1)))))
     np.testing.assert_array_equal(ok["w"], FLOATS[2:4].reshape(1, 2))   # as torch: n == 1 ignores it
@@ -149,7 +149,7 @@ def test_negative_stride_is_refused(pth):
 def test_expanded_view_is_refused_before_allocating(pth):
     """stride 0 made 2 GiB out of one float in a 690-byte file."""
     pkl = state_dict(w=tensor("0", 1, 0, (1 << 15, 1 << 14), (0, 0)))
-    message = refused(write_pth(pth, pkl, {"0": FLOATS[:1].tobytes()}), "536870912 elements",
+    message = assert_refused(write_pth(pth, pkl, {"0": FLOATS[:1].tobytes()}), "536870912 elements",
                       "holds only 1", ".contiguous()")
     assert pth.stat().st_size < 1000, message
 
@@ -158,7 +158,7 @@ def test_expanded_view_is_refused_before_allocating(pth):
 def test_offset_outside_the_storage_is_refused(pth, offset, size):
     """a negative offset wrapped around; a 0-d tensor's offset was not checked at all."""
     stride = (1,) * len(size)
-    refused(write_pth(pth, state_dict(w=tensor("0", 6, offset, size, stride))), f"offset {offset}")
+    assert_refused(write_pth(pth, state_dict(w=tensor("0", 6, offset, size, stride))), f"offset {offset}")
 
 
 @pytest.mark.parametrize("size, stride, phrase", [
@@ -181,7 +181,7 @@ def test_size_and_stride_are_checked(pth, size, stride, phrase):
     if phrase is None:
         np.testing.assert_array_equal(read_torch_state_dict(path)["w"], FLOATS[:2].reshape(1, 2))
     else:
-        refused(path, phrase)
+        assert_refused(path, phrase)
 
 
 @pytest.mark.parametrize("persistent, phrase", [
@@ -196,25 +196,25 @@ def test_size_and_stride_are_checked(pth, size, stride, phrase):
 ], ids=["int", "3 items", "type is a str", "int key", "key with a slash", "negative numel", "missing",
         "hash bomb"])
 def test_persistent_id_shape_is_checked(pth, persistent, phrase):
-    message = refused(write_pth(pth, state_dict(w=tensor("0", 6, 0, (2,), (1,), persistent=persistent))),
+    message = assert_refused(write_pth(pth, state_dict(w=tensor("0", 6, 0, (2,), (1,), persistent=persistent))),
                       phrase)
     assert len(message) < 400
 
 
 def test_storage_bytes_must_match_declared_numel(pth):
-    refused(write_pth(pth, state_dict(w=tensor("0", 8, 0, (8,), (1,)))), "storage 0",
+    assert_refused(write_pth(pth, state_dict(w=tensor("0", 8, 0, (8,), (1,)))), "storage 0",
             "24 bytes", "8 elements of FloatStorage (32 bytes)")
 
 
 def test_one_storage_with_two_dtypes_is_refused(pth):
     pkl = state_dict(a=tensor("0", 6, 0, (6,), (1,)), b=tensor("0", 3, 0, (3,), (1,), "LongStorage"))
-    refused(write_pth(pth, pkl, {"0": FLOATS.tobytes()}), "storage 0", "FloatStorage", "LongStorage")
+    assert_refused(write_pth(pth, pkl, {"0": FLOATS.tobytes()}), "storage 0", "FloatStorage", "LongStorage")
 
 
 def test_storage_must_be_a_storage(pth):
     rebuild = glob("torch._utils", "_rebuild_tensor_v2")
     pkl = state_dict(w=rebuild + tup(s("not a storage"), i(0), tup(i(1)), tup(i(1))) + b"R")
-    refused(write_pth(pth, pkl), "storage", "str")
+    assert_refused(write_pth(pth, pkl), "storage", "str")
 
 
 def test_copies_beyond_the_files_size_are_refused(pth):
@@ -224,7 +224,7 @@ def test_copies_beyond_the_files_size_are_refused(pth):
     args = tup(pid("0", big.size), i(0), tup(i(64), i(64)), tup(i(1), i(64))) + b"q\x06"
     again = {f"t{k}": b"h\x05h\x06R" for k in range(1, 200)}     # the same call, 4 bytes each
     pkl = state_dict(t0=rebuild + args + b"R", **again)
-    refused(write_pth(pth, pkl, {"0": big.tobytes()}), "copies", ".contiguous()")
+    assert_refused(write_pth(pth, pkl, {"0": big.tobytes()}), "copies", ".contiguous()")
 
 
 # ---------------------------------------------------------------- the pickle
@@ -242,7 +242,7 @@ def test_copies_beyond_the_files_size_are_refused(pth):
 def test_hash_bomb_keys_are_refused_before_hashing(pth, ops, phrase):
     """hashing a tuple of shared tuples costs 2**100: such a key used to hang the reader."""
     start = time.perf_counter()
-    refused(write_pth(pth, b"\x80\x04" + ops), phrase)
+    assert_refused(write_pth(pth, b"\x80\x04" + ops), phrase)
     assert time.perf_counter() - start < 2
 
 
@@ -252,33 +252,33 @@ def test_build_is_only_accepted_as_state_dict_metadata(pth):
         + s("_metadata") + b"}s" + b"b."
     assert list(read_torch_state_dict(write_pth(pth, b"\x80\x02" + ok))) == ["w"]
     bad = b"\x80\x02}(" + s("w") + tensor("0", 6, 0, (6,), (1,)) + b"}" + s("shape") + b"Kds" + b"bu."
-    refused(write_pth(pth, bad), "BUILD")
+    assert_refused(write_pth(pth, bad), "BUILD")
 
 
 def test_deep_marks_are_refused(pth):
-    refused(write_pth(pth, b"\x80\x02" + b"(" * 100_000 + b"."), "nested", "marks")
+    assert_refused(write_pth(pth, b"\x80\x02" + b"(" * 100_000 + b"."), "nested", "marks")
 
 
 @pytest.mark.parametrize("op", [b"}", b"]", b"\x8f", b"\x85", b"\x94"])
 def test_pickle_bomb_is_refused_in_proportion(pth, op):
     """One byte builds a 64-byte dict (or list, set, 1-tuple, memo slot): 200k of them are
     refused before ~32x the pickle's size is built."""
-    refused(write_pth(pth, b"\x80\x04N" + op * 200_000 + b"."), "pickle bomb", "32x")
+    assert_refused(write_pth(pth, b"\x80\x04N" + op * 200_000 + b"."), "pickle bomb", "32x")
 
 
 def test_oversized_pickle_is_refused(pth, monkeypatch):
     monkeypatch.setattr(torch_format, "MAX_PICKLE_BYTES", 100)
-    refused(write_pth(pth, base_pickle()), "data.pkl", "more than 100 bytes")
+    assert_refused(write_pth(pth, base_pickle()), "data.pkl", "more than 100 bytes")
 
 
 def test_self_referential_dict_is_refused(pth):
     """{'state_dict': itself} made _find_state_dict recurse until RecursionError."""
-    refused(write_pth(pth, b"\x80\x02}q\x00" + s("state_dict") + b"h\x00s."), "refers to itself")
+    assert_refused(write_pth(pth, b"\x80\x02}q\x00" + s("state_dict") + b"h\x00s."), "refers to itself")
 
 
 def test_deeply_nested_state_dicts_are_refused(pth):
     ops = b"".join(b"}" + s("state_dict") for _ in range(200)) + b"}" + b"s" * 200 + b"."
-    refused(write_pth(pth, b"\x80\x02" + ops), "nested more than")
+    assert_refused(write_pth(pth, b"\x80\x02" + ops), "nested more than")
 
 
 # ---------------------------------------------------------------- the zip archive
@@ -287,41 +287,41 @@ def test_deeply_nested_state_dicts_are_refused(pth):
 def test_truncated_archive_is_refused(pth):
     write_pth(pth, base_pickle())
     pth.write_bytes(pth.read_bytes()[:300])
-    refused(pth, "not a zip archive")
+    assert_refused(pth, "not a zip archive")
 
 
 def test_invalid_utf8_entry_name_is_refused(pth):
     """UnicodeDecodeError escaped from ZipFile() for a UTF-8-flagged name that is not UTF-8."""
     write_pth(pth, base_pickle(), root="arch\u00e9")
     pth.write_bytes(pth.read_bytes().replace("\u00e9".encode(), b"\xff\xfe"))
-    refused(pth, "not valid UTF-8")
+    assert_refused(pth, "not valid UTF-8")
 
 
 def test_unknown_compression_method_is_refused(pth):
     """NotImplementedError escaped from ZipFile.open."""
     write_pth(pth, base_pickle())
     patch(pth, "archive/data.pkl", central=[(10, "<H", 99)], local=[(8, "<H", 99)])
-    refused(pth, "archive/data.pkl", "compression method 99")
+    assert_refused(pth, "archive/data.pkl", "compression method 99")
 
 
 def test_encrypted_entry_is_refused(pth):
     """RuntimeError (password required) escaped from ZipFile.open."""
     write_pth(pth, base_pickle())
     patch(pth, "archive/data.pkl", central=[(8, "<H", 1)], local=[(6, "<H", 1)])
-    refused(pth, "archive/data.pkl", "encrypted")
+    assert_refused(pth, "archive/data.pkl", "encrypted")
 
 
 def test_bad_local_header_is_refused(pth):
     """BadZipFile escaped from ZipFile.open."""
     write_pth(pth, base_pickle())
     patch(pth, "archive/data.pkl", local=[(0, "<I", 0x04034B51)])
-    refused(pth, "archive/data.pkl", "damaged", "magic")
+    assert_refused(pth, "archive/data.pkl", "damaged", "magic")
 
 
 def test_bad_crc_is_refused(pth):
     write_pth(pth, base_pickle())
     patch(pth, "archive/data.pkl", central=[(16, "<I", 1)])
-    refused(pth, "archive/data.pkl", "damaged", "CRC")
+    assert_refused(pth, "archive/data.pkl", "damaged", "CRC")
 
 
 def test_corrupt_deflate_stream_is_refused(pth):
@@ -331,7 +331,7 @@ def test_corrupt_deflate_stream_is_refused(pth):
     _, local = headers(data, "archive/data.pkl")
     data[local + 30 + len("archive/data.pkl")] = 0xFF     # BTYPE 11: an invalid deflate block
     pth.write_bytes(bytes(data))
-    refused(pth, "archive/data.pkl", "damaged")
+    assert_refused(pth, "archive/data.pkl", "damaged")
 
 
 def test_entry_past_the_end_of_the_archive_is_refused(pth):
@@ -340,14 +340,14 @@ def test_entry_past_the_end_of_the_archive_is_refused(pth):
     n = 1 << 20
     patch(pth, "archive/data.pkl", central=[(20, "<I", n), (24, "<I", n)],
           local=[(18, "<I", n), (22, "<I", n)])
-    refused(pth, "archive/data.pkl", "runs past the end")
+    assert_refused(pth, "archive/data.pkl", "runs past the end")
 
 
 def test_header_offset_past_the_end_is_refused(pth):
     """OverflowError/OSError escaped from seeking to an entry's absurd header offset."""
     write_pth(pth, base_pickle())
     patch(pth, "archive/data.pkl", central=[(42, "<I", 0xFFFFFF00)])
-    refused(pth, "archive/data.pkl")
+    assert_refused(pth, "archive/data.pkl")
 
 
 def test_zip64_header_offset_past_the_end_is_refused(pth):
@@ -358,7 +358,7 @@ def test_zip64_header_offset_past_the_end_is_refused(pth):
         zf.writestr(info, base_pickle())
         zf.writestr("archive/data/0", FLOATS.tobytes())
     patch(pth, "archive/data.pkl", central=[(42, "<I", 0xFFFFFFFF)])
-    refused(pth, "archive/data.pkl", "runs past the end")
+    assert_refused(pth, "archive/data.pkl", "runs past the end")
 
 
 @pytest.mark.parametrize("pkl, phrase", [
@@ -368,7 +368,7 @@ def test_zip64_header_offset_past_the_end_is_refused(pth):
     (b"\x80\x02s.", "not a valid state-dict pickle: pop from empty list (IndexError)"),
 ])
 def test_truncated_or_garbled_pickle_is_refused(pth, pkl, phrase):
-    refused(write_pth(pth, pkl), "data.pkl", phrase)
+    assert_refused(write_pth(pth, pkl), "data.pkl", phrase)
 
 
 @pytest.mark.parametrize("entry", ["data.pkl", "data/0"])
@@ -378,20 +378,20 @@ def test_deflate_bomb_is_refused_before_reading(pth, entry):
     pkl = state_dict(w=tensor("0", n // 4, 0, (4,), (1,)))
     write_pth(pth, pkl, {"0": bytes(4096)}, deflate=(entry,))
     patch(pth, f"archive/{entry}", central=[(24, "<I", n)], local=[(22, "<I", n)])
-    refused(pth, f"archive/{entry}", f"declares {n} bytes", "1032:1")
+    assert_refused(pth, f"archive/{entry}", f"declares {n} bytes", "1032:1")
 
 
 def test_stored_entry_size_mismatch_is_refused(pth):
     write_pth(pth, base_pickle())
     patch(pth, "archive/data.pkl", central=[(24, "<I", 1 << 30)], local=[(22, "<I", 1 << 30)])
-    refused(pth, "archive/data.pkl", "stored", f"declares {1 << 30} bytes")
+    assert_refused(pth, "archive/data.pkl", "stored", f"declares {1 << 30} bytes")
 
 
 def test_many_data_pkl_entries(pth):
     with zipfile.ZipFile(pth, "w") as zf:
         zf.writestr("a/data.pkl", base_pickle())
         zf.writestr("b/data.pkl", base_pickle())
-    refused(pth, "2 data.pkl entries")
+    assert_refused(pth, "2 data.pkl entries")
 
 
 # ---------------------------------------------------------------- mutations
