@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno as _errno
-import fcntl
 import functools
 import os
 import re
@@ -27,7 +26,16 @@ import secrets
 import shutil
 from collections.abc import Callable
 
+try:
+    import fcntl
+except ImportError:      # no flock (Windows): writes stay atomic, but no temporary counts as dead
+    fcntl = None
+
 from msjax.errors import CheckpointWriteError
+
+# POSIX open flags (0 where the OS has none)
+_O_CLOEXEC, _O_NOFOLLOW, _O_DIRECTORY, _O_NONBLOCK = (
+    getattr(os, flag, 0) for flag in ("O_CLOEXEC", "O_NOFOLLOW", "O_DIRECTORY", "O_NONBLOCK"))
 
 __all__ = ["atomic_write", "temp_path", "LockedTempDir", "exchange", "fsync_dir", "clean_orphans", "is_temp_name",
            "write_error"]
@@ -65,6 +73,8 @@ def write_error(err: OSError, path, error=CheckpointWriteError, what="save"):
 
 
 def _lock(fd) -> bool:
+    if fcntl is None:
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -83,7 +93,8 @@ def _create_locked(path, make):
         tmp = temp_path(path)
         fd = make(tmp)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
                 return tmp, fd
         except FileNotFoundError:
@@ -97,12 +108,12 @@ def _create_locked(path, make):
 
 
 def _new_file(tmp):
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
 
 
 def _new_dir(tmp):
     os.mkdir(tmp, 0o755)
-    return os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return os.open(tmp, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
 
 
 def _write_all(fd, data) -> int:
@@ -228,7 +239,7 @@ def _renameat2():
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     fn.restype = ctypes.c_int
@@ -257,7 +268,7 @@ def clean_orphans(directory) -> list[str]:
 
 def _remove_if_dead(tmp) -> bool:
     try:
-        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(tmp, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
     except OSError:
         return False
     try:
