@@ -21,6 +21,8 @@ from msjax.checkpoint import codec, io as ckpt_io
 from msjax.checkpoint.matching import load_param_into_net
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor
+from msjax.common.untrusted import reading
+from msjax.common.validator import check_isinstance
 from msjax.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_async", "load_param_into_net",
@@ -43,16 +45,6 @@ def _check_file_name(ckpt_file_name, format):
     if os.path.isdir(name):
         raise IsADirectoryError(f"For 'save_checkpoint', {name} is a directory, it must be a file name.")
     return name if name.endswith(format) else f"{name}.{format}"
-
-
-def _check_isinstance(func, arg_name, value, classes):
-    """MindSpore's ``Validator.check_isinstance``: a wrong type is a ``ValueError`` there (not a
-    TypeError) for crc_check, enc_key/enc_mode, dec_key/dec_mode and remove_redundancy."""
-    if not isinstance(value, classes):
-        names = " or ".join("None" if c is type(None) else c.__name__
-                            for c in (classes if isinstance(classes, tuple) else (classes,)))
-        raise ValueError(f"For '{func}', the parameter '{arg_name}' must be {names}, got {value!r}")  # noqa: TRY004
-    return value
 
 
 def _is_cell(obj):
@@ -213,10 +205,10 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
         raise TypeError(f"For 'save_checkpoint', 'async_save' must be a bool or str, got {async_save!r}")
     if isinstance(async_save, str) and async_save not in ("process", "thread"):
         raise ValueError(f"For 'save_checkpoint', 'async_save' can only be 'process' or 'thread', got {async_save!r}")
-    _check_isinstance("save_checkpoint", "enc_key", enc_key, (type(None), bytes))
-    _check_isinstance("save_checkpoint", "enc_mode", enc_mode, str)
-    _check_isinstance("save_checkpoint", "crc_check", crc_check, bool)
-    remove_redundancy = _check_isinstance("save_checkpoint", "remove_redundancy",
+    check_isinstance("save_checkpoint", "enc_key", enc_key, (type(None), bytes))
+    check_isinstance("save_checkpoint", "enc_mode", enc_mode, str)
+    check_isinstance("save_checkpoint", "crc_check", crc_check, bool)
+    remove_redundancy = check_isinstance("save_checkpoint", "remove_redundancy",
                                           kwargs.get("remove_redundancy"), (type(None), bool))
     if format == "safetensors" and (enc_key is not None or enc_mode != "AES-GCM"):
         raise ValueError("For 'save_checkpoint', format='safetensors' cannot be encrypted: leave "
@@ -389,10 +381,10 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
     """
     specify_prefix = _check_prefix(specify_prefix, "specify_prefix")
     filter_prefix = _check_prefix(filter_prefix, "filter_prefix")
-    _check_isinstance("load_checkpoint", "dec_key", dec_key, (type(None), bytes))
-    _check_isinstance("load_checkpoint", "dec_mode", dec_mode, str)
-    _check_isinstance("load_checkpoint", "crc_check", crc_check, bool)
-    _check_isinstance("load_checkpoint", "remove_redundancy", remove_redundancy, bool)
+    check_isinstance("load_checkpoint", "dec_key", dec_key, (type(None), bytes))
+    check_isinstance("load_checkpoint", "dec_mode", dec_mode, str)
+    check_isinstance("load_checkpoint", "crc_check", crc_check, bool)
+    check_isinstance("load_checkpoint", "remove_redundancy", remove_redundancy, bool)
     if format not in _FORMATS:
         raise ValueError(f"For 'load_checkpoint', format must be 'ckpt' or 'safetensors', got {format!r}")
     if not isinstance(ckpt_file_name, (str, os.PathLike)):
@@ -405,7 +397,6 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
     path = os.path.realpath(path)
     if not os.path.isfile(path):
         raise CheckpointError("checkpoint file does not exist", file=path)
-    from msjax.common.untrusted import reading
     select = _shielded(_selector(specify_prefix, filter_prefix, choice_func))
     if format == "safetensors" and (dec_key is not None or dec_mode != "AES-GCM"):
         raise ValueError("For 'load_checkpoint', format='safetensors' takes no dec_key/dec_mode")

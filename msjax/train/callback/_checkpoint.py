@@ -20,6 +20,7 @@ import warnings
 
 from msjax.common.atomic import clean_orphans
 from msjax.common.tensor import Parameter, Tensor
+from msjax.common.validator import check_isinstance
 from msjax.nn.cell import Cell, last_call_inputs
 from msjax.train.callback._callback import Callback
 
@@ -39,15 +40,6 @@ def _non_negative_int(value, name):
         raise TypeError(f"For 'CheckpointConfig', '{name}' must be an int, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"For 'CheckpointConfig', '{name}' must be >= 0, got {value}")
-    return value
-
-
-def _check_isinstance(value, name, classes):
-    """MindSpore's ``Validator.check_isinstance``: the wrong type is a ValueError there."""
-    if not isinstance(value, classes):
-        raise ValueError(  # noqa: TRY004  (MindSpore: ValueError)
-            f"For 'CheckpointConfig', the parameter '{name}' must be "
-            f"{' or '.join('None' if c is type(None) else c.__name__ for c in classes)}, got {value!r}")
     return value
 
 
@@ -140,13 +132,13 @@ class CheckpointConfig:
         self._async_save = async_save
         self._saved_network = saved_network
         self._append_dict = self._handle_append_info(append_info)
-        self._enc_key = _check_isinstance(enc_key, "enc_key", (type(None), bytes))
-        self._enc_mode = _check_isinstance(enc_mode, "enc_mode", (str,))
-        self._crc_check = _check_isinstance(crc_check, "crc_check", (bool,))
+        self._enc_key = check_isinstance("CheckpointConfig", "enc_key", enc_key, (type(None), bytes))
+        self._enc_mode = check_isinstance("CheckpointConfig", "enc_mode", enc_mode, (str,))
+        self._crc_check = check_isinstance("CheckpointConfig", "crc_check", crc_check, (bool,))
         if not isinstance(format, str) or format not in ("ckpt", "safetensors"):
             raise ValueError(f"For 'CheckpointConfig', 'format' must be 'ckpt' or 'safetensors', got {format!r}")
         self._format = format
-        self.remove_redundancy = _check_isinstance(remove_redundancy, "remove_redundancy", (bool,))
+        self.remove_redundancy = check_isinstance("CheckpointConfig", "remove_redundancy", remove_redundancy, (bool,))
         self._map_param_inc = kwargs.get("incremental", False)
         if format == "safetensors" and (enc_key is not None or enc_mode != "AES-GCM" or crc_check or exception_save):
             raise ValueError("For 'CheckpointConfig', when format is 'safetensors', enc_key, enc_mode, crc_check "
