@@ -23,11 +23,11 @@ import jax
 import numpy as np
 
 from msjax.checkpoint import io as ckpt_io
-from msjax.common import atomic
 from msjax.checkpoint.matching import _FLOATS, _INTS, load_param_into_net
 from msjax.checkpoint.names import path_to_name
 from msjax.checkpoint.serialization import (_TYPE_META, _check_storable, _data, _save_items, load_checkpoint,
                                             save_checkpoint)
+from msjax.common import atomic
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter
 from msjax.errors import CheckpointError, ParameterLoadError
@@ -135,7 +135,6 @@ def save_orbax(save_obj, directory, *, async_save=False, force=False):
     if os.path.exists(path) and not os.path.isdir(path):
         raise CheckpointError("exists and is not a directory; orbax checkpoints are directories", file=path)
     tree, meta = _snapshot(save_obj, path, copy=async_save)
-    atomic.clean_orphans(os.path.dirname(path))
     try:
         staging = atomic.LockedTempDir(path)
     except OSError as err:

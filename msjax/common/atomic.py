@@ -86,9 +86,11 @@ def _create_locked(path, make):
     """(temporary path, fd) of a new temporary entry beside ``path``, made by ``make(tmp)`` (which
     returns an fd) and locked.
 
-    A cleaner may take a just-created entry's lock before its writer does and remove it; the
-    writer then finds its name gone or pointing elsewhere, and tries a new name.
+    Dead writers' temporaries in the directory are removed first. A cleaner may take a
+    just-created entry's lock before its writer does and remove it; the writer then finds its
+    name gone or pointing elsewhere, and tries a new name.
     """
+    clean_orphans(os.path.dirname(os.path.abspath(os.fspath(path))))
     for _ in range(100):
         tmp = temp_path(path)
         fd = make(tmp)
@@ -153,7 +155,6 @@ def atomic_write(path, write: Callable, *, fsync: bool = True, error=CheckpointW
     """
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
-    clean_orphans(directory)
     tmp = fd = None
     try:
         tmp, fd = _create_locked(path, _new_file)
@@ -195,7 +196,8 @@ def fsync_dir(directory) -> None:
 
 
 class LockedTempDir:
-    """A new temporary directory beside ``path``, locked until ``close()`` removes it.
+    """A new temporary directory beside ``path`` (dead temporaries there are removed first),
+    locked until ``close()`` removes it.
 
     For writers that produce a directory (orbax): build inside ``.path``, move the result out,
     then close. Held across threads (an async save closes it on its writer thread).
