@@ -70,6 +70,7 @@ class GraphCell(Cell):
             graph = read(graph)
             values = dict(graph.parameters)
         object.__setattr__(self, "_graph", graph)
+        object.__setattr__(self, "_writes", any(op.prim in _WRITES for op in graph.ops))
         for name, old in values.items():            # the graph's order, as MindSpore checks them
             if name in params_init:
                 values[name] = _checked_value(name, old, params_init[name])
@@ -78,7 +79,7 @@ class GraphCell(Cell):
 
     def construct(self, *inputs):
         params = {key: getattr(self, key).get_value() for key in self._graph.parameters}
-        if not any(op.prim in _WRITES for op in self._graph.ops):
+        if not self._writes:
             return run(self._graph, params, *inputs)
         updates = {}
         out = run(self._graph, params, *inputs, updates=updates)

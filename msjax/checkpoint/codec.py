@@ -33,8 +33,6 @@ STR_TYPE = "str"
 CIPHER_MAGIC = {b"\xd8\x5e\x3a\x7f": "AES-GCM", b"\xd9\x5e\x3a\x7f": "AES-CBC",
                 b"\xda\x5e\x3a\x7f": "SM4-CBC"}
 _U64 = 1 << 64                      # protobuf varints carry at most 64 bits
-#: numpy's limit on an array's bytes, counting only its non-zero dims (numpy checks those even
-#: when a zero dim makes the array empty)
 
 
 # --------------------------------------------------------------------------- encoding

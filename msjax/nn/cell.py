@@ -204,22 +204,22 @@ class _ParamMap(collections.abc.Mapping):
     """``{Parameter: Parameter}`` keyed by identity (what ``init_parameters_data`` returns)."""
 
     def __init__(self, params):
-        self._items = {id(p): (p, p) for p in params}
+        self._params = {id(p): p for p in params}     # each maps to itself (already initialized)
 
     def __getitem__(self, param):
         try:
-            return self._items[id(param)][1]
+            return self._params[id(param)]
         except KeyError:
             raise KeyError(param) from None
 
     def __iter__(self):
-        return (old for old, _ in self._items.values())
+        return iter(self._params.values())
 
     def __len__(self):
-        return len(self._items)
+        return len(self._params)
 
     def __repr__(self):
-        return "{" + ", ".join(f"{old!r}: {new!r}" for old, new in self._items.values()) + "}"
+        return "{" + ", ".join(f"{p!r}: {p!r}" for p in self._params.values()) + "}"
 
 
 class Cell(nnx.Module):
