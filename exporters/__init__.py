@@ -1,10 +1,12 @@
 """Exporters: one capture step (``capture``) and one emitter module per file format.
 
-Format choice is a dict lookup; emitter modules import lazily, so ``import exporters`` is cheap.
+This folder installs as ``msjax_exporters`` (pyproject's package-dir), a client of msjax: it imports
+msjax, and msjax reaches it only lazily, through ``msjax._exporters``. Format choice is a dict
+lookup; emitter modules import lazily, so ``import msjax_exporters`` is cheap.
 Each emitter module exposes ``write(graph: ir.Graph, file_name: str, **options) -> None``.
 
 >>> get_emitter("ONNX").__name__
-'exporters.to_onnx'
+'msjax_exporters.to_onnx'
 """
 from __future__ import annotations
 
@@ -15,8 +17,7 @@ from msjax.errors import ExportError
 __all__ = ["FORMATS", "SUFFIXES", "get_emitter", "suffix_for"]
 
 #: file_format -> emitter module (GEIR is the old name of AIR)
-FORMATS = {"ONNX": "exporters.to_onnx", "MINDIR": "exporters.to_mindir", "AIR": "exporters.to_air",
-           "GEIR": "exporters.to_air"}
+FORMATS = {"ONNX": ".to_onnx", "MINDIR": ".to_mindir", "AIR": ".to_air", "GEIR": ".to_air"}
 #: file_format -> file suffix added when the file name lacks it
 SUFFIXES = {"ONNX": ".onnx", "MINDIR": ".mindir", "AIR": ".air", "GEIR": ".air"}
 
@@ -29,7 +30,7 @@ def _check(file_format):
 
 def get_emitter(file_format):
     """The emitter module for ``file_format`` ("MINDIR", "AIR", "GEIR" or "ONNX")."""
-    return importlib.import_module(FORMATS[_check(file_format)])
+    return importlib.import_module(FORMATS[_check(file_format)], __name__)
 
 
 def suffix_for(file_format):

@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 from jax.extend import core as jcore
 
-from exporters import ir
+from . import ir
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor, unwrap
 from msjax.errors import ExportError

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from exporters.air_types import numpy_from_ge, numpy_from_proto
-from exporters.mindir_format import array_shape
-from exporters.protofile import read_message
+from .air_types import numpy_from_ge, numpy_from_proto
+from .mindir_format import array_shape
+from .protofile import read_message
 from msjax._proto import ge_ir_pb2
 from msjax.common.untrusted import MAX_DIMS, reading
 from msjax.errors import ExportError

@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from exporters.mindir_crypto import load_options, read_model
-from exporters.mindir_format import BY_TYPE_ID, MONAD, decode_tensor, decode_value, numpy_dtype
+from .mindir_crypto import load_options, read_model
+from .mindir_format import BY_TYPE_ID, MONAD, decode_tensor, decode_value, numpy_dtype
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common.untrusted import MAX_DIMS, reading
 from msjax.errors import ExportError, UnsupportedOpError
@@ -63,7 +63,7 @@ def read(file_name, dec_key=None, dec_mode="AES-GCM") -> MindIRGraph:
     """Decode a MINDIR file; raise ExportError naming the file when it cannot be used.
 
     An encrypted file needs ``dec_key`` and ``dec_mode`` (a name or ``f(file_name, key) -> bytes``),
-    as given to export; see ``exporters.mindir_crypto``.
+    as given to export; see ``msjax_exporters.mindir_crypto``.
     """
     file_name = os.fspath(file_name)
     model = read_model(file_name, pb.ModelProto, dec_key, dec_mode)   # a dec_mode function's errors stay its own
@@ -116,7 +116,7 @@ def _check_parameter_name(key, full_name, file_name):
 
 @functools.cache
 def _reserved_names():
-    from exporters.graph_cell import GraphCell
+    from .graph_cell import GraphCell
     from msjax.nn.cell import Cell
     return frozenset(dir(GraphCell)) | frozenset(vars(Cell())) | {"_graph", "_cell_order"}
 
@@ -242,7 +242,7 @@ def _apply(op, args, file_name):
 
 def load(file_name, **kwargs):
     """Read a MINDIR file into a ``GraphCell`` (``msjax.load``'s MINDIR path)."""
-    from exporters.graph_cell import GraphCell
+    from .graph_cell import GraphCell
     file_name = os.fspath(file_name)
     keyed = load_options(dict(kwargs), file_name)    # dec_key/dec_mode, checked as mindspore.load does
     graph = read(file_name, *(keyed or (None,)))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporters.from_mindir import MindIRGraph, read, run
+from .from_mindir import MindIRGraph, read, run
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import ExportError

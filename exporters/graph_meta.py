@@ -24,8 +24,8 @@ from collections import Counter
 
 import numpy as np
 
-from exporters.capture import capture, input_names
-from exporters.protofile import read_message, write_bytes
+from .capture import capture, input_names
+from .protofile import read_message, write_bytes
 from msjax._proto import anf_ir_pb2
 from msjax.common import dtype
 from msjax.common.untrusted import reading

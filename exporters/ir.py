@@ -5,7 +5,7 @@ inlined), with the Cell's parameters as named inputs (MindSpore dotted names) an
 named constants. Emitters walk ``graph.nodes`` in order and look each ``node.op`` (a jaxpr
 primitive name such as "conv_general_dilated") up in their own rule table.
 
-Made by ``exporters.capture.capture``: ``stop_gradient`` is dropped (identity at inference),
+Made by ``msjax_exporters.capture.capture``: ``stop_gradient`` is dropped (identity at inference),
 nodes nothing reads are removed, graph inputs are named after ``construct``'s arguments ("x"),
 and an output that is a graph input, parameter or constant (or repeats an earlier output) comes
 from a ``copy`` node (the jaxpr ``copy`` primitive: identity), so every output is a node output.

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 
 
-from exporters.protofile import parse_message, read_message, write_bytes
+from .protofile import parse_message, read_message, write_bytes
 from msjax.checkpoint import crypto
 from msjax.common.atomic import atomic_write
 from msjax.common.untrusted import reading

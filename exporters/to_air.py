@@ -15,10 +15,10 @@ from collections import Counter
 
 import numpy as np
 
-from exporters import ir
-from exporters.air_types import ge_dtype, layout_for, proto_dtype
-from exporters.protofile import write_bytes
-from exporters.rules import check_supported
+from . import ir
+from .air_types import ge_dtype, layout_for, proto_dtype
+from .protofile import write_bytes
+from .rules import check_supported
 from msjax._proto import ge_ir_pb2
 from msjax.errors import ExportError, UnsupportedOpError
 

@@ -26,10 +26,10 @@ import re
 
 import numpy as np
 
-from exporters import ir
-from exporters.mindir_crypto import write_model
-from exporters.mindir_format import TYPE_IDS, encode_tensor, encode_value, tensor_spec
-from exporters.rules import check_supported
+from . import ir
+from .mindir_crypto import write_model
+from .mindir_format import TYPE_IDS, encode_tensor, encode_value, tensor_spec
+from .rules import check_supported
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common import dtype as mstype
 from msjax.errors import ExportError
@@ -564,7 +564,7 @@ def write(graph: ir.Graph, file_name, *, enc_key=None, enc_mode="AES-GCM", **opt
 
     With ``enc_key`` the whole serialized ModelProto is encrypted as MindSpore does
     (``enc_mode`` "AES-GCM", "AES-CBC", "SM4-CBC" or ``f(bytes, key) -> bytes``; see
-    ``exporters.mindir_crypto``).
+    ``msjax_exporters.mindir_crypto``).
     """
     if options:
         raise ExportError(f"MINDIR export takes no options {sorted(options)}")

@@ -20,9 +20,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from exporters import ir
-from exporters.protofile import write_bytes
-from exporters.rules import check_supported
+from . import ir
+from .protofile import write_bytes
+from .rules import check_supported
+from msjax import __version__
 from msjax.errors import ExportError, UnsupportedOpError
 
 __all__ = ["RULES", "SYMBOLIC_RULES", "DEFAULT_OPSET", "to_model", "write"]
@@ -485,7 +486,6 @@ def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
     opset = [helper.make_opsetid("", ctx.opset)]
     model = helper.make_model(onnx_graph, opset_imports=opset, producer_name="msjax",
                               ir_version=helper.find_min_ir_version_for(opset))
-    from msjax import __version__
     model.producer_version = __version__
     try:
         onnx.checker.check_model(model, full_check=True)

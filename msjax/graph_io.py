@@ -1,7 +1,8 @@
 """``export`` and ``load``: MindSpore's model export (MINDIR, AIR, ONNX) and MINDIR loading.
 
 Both are thin: ``export`` is capture + one emitter looked up by format; ``load`` hands the file to
-the MINDIR reader. The exporters package is imported inside the functions (no import cycle).
+the MINDIR reader. Both reach the exporters through ``msjax._lazy`` when called, so
+``import msjax`` loads none of them.
 """
 from __future__ import annotations
 
@@ -35,20 +36,21 @@ def export(net, *inputs, file_name, file_format, **kwargs):
     >>> export(net, x, file_name="lenet", file_format="MINDIR", enc_key=b"0123456789abcdef",
     ...        enc_mode="AES-CBC")                                   # doctest: +SKIP
     """
-    import exporters
-    from exporters.capture import capture
-    from exporters.mindir_crypto import export_options
+    from msjax._lazy import exporters
+
+    capture = exporters("capture").capture
+    export_options = exporters("mindir_crypto").export_options
 
     if "obf_func" in kwargs:
         raise NotImplementedError("Dynamic model structure obfuscation is no longer supported.")
     if not isinstance(file_name, (str, os.PathLike)):
         raise TypeError(f"export: file_name must be a str, got {type(file_name).__name__}")   # MindSpore: TypeError
-    emitter = exporters.get_emitter(file_format)
+    emitter = exporters().get_emitter(file_format)
     encryption = export_options(file_format, kwargs)    # checked before anything is traced
     if encryption is not None:
         kwargs["enc_key"], kwargs["enc_mode"] = encryption
     file_name = os.path.realpath(os.fspath(file_name))
-    suffix = exporters.suffix_for(file_format)
+    suffix = exporters().suffix_for(file_format)
     if not file_name.endswith(suffix):
         file_name += suffix
     graph = capture(net, *inputs)
@@ -68,7 +70,7 @@ def load(file_name, **kwargs):
     ``dec_key`` (bytes) and ``dec_mode``: "AES-GCM" (default), "AES-CBC", "SM4-CBC", or a
     function ``dec_mode(file_name, dec_key) -> bytes`` returning the plain model (MindSpore hands
     it the file's path). A wrong key or mode, a missing key, or a key for a plain file raise
-    ``exporters.mindir_crypto.MindIRDecryptError``: an ``ExportError`` naming the file, and a
+    ``msjax_exporters.mindir_crypto.MindIRDecryptError``: an ``ExportError`` naming the file, and a
     ``RuntimeError`` as MindSpore's are. Key or mode of a wrong type: ``ExportError`` (a
     ``ValueError``, as MindSpore).
 
@@ -83,6 +85,6 @@ def load(file_name, **kwargs):
         raise ExportError(f"load: {file_name!r} is not a MindIR file name; it must end with '.mindir'")
     if not os.path.exists(file_name):
         raise ExportError(f"load: MindIR file {file_name!r} does not exist")
-    from exporters import from_mindir
+    from msjax._lazy import exporters
 
-    return from_mindir.load(file_name, **kwargs)
+    return exporters("from_mindir").load(file_name, **kwargs)

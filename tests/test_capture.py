@@ -1,11 +1,11 @@
-"""exporters.capture: Cell + example inputs -> flat ir.Graph with named parameters and sources."""
+"""msjax_exporters.capture: Cell + example inputs -> flat ir.Graph with named parameters and sources."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from exporters import ir
-from exporters.capture import capture
+from msjax_exporters import ir
+from msjax_exporters.capture import capture
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import ExportError
 from msjax.nn.cell import Cell

@@ -1,7 +1,7 @@
 """AIR export: one case per primitive rule, whole networks, the file layout and the schema.
 
 No Ascend toolchain exists off Ascend hardware (MindSpore 2.10 refuses AIR export on CPU), so
-exported graphs are run by our own AIR reader (exporters.from_air) and compared with msjax.
+exported graphs are run by our own AIR reader (msjax_exporters.from_air) and compared with msjax.
 """
 import jax
 import jax.numpy as jnp
@@ -10,9 +10,9 @@ import pytest
 from jax import lax
 
 from msjax.graph_io import export
-from exporters import get_emitter, to_air
-from exporters.capture import capture
-from exporters.from_air import AirGraph, load, read_model
+from msjax_exporters import get_emitter, to_air
+from msjax_exporters.capture import capture
+from msjax_exporters.from_air import AirGraph, load, read_model
 from msjax import nn
 from msjax._proto import ge_ir_pb2
 from msjax.common.tensor import Parameter, Tensor

@@ -13,8 +13,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor as FD
 
 import msjax
-from exporters import from_air
-from exporters.graph_meta import read_graph_meta, write_graph_meta
+from msjax_exporters import from_air
+from msjax_exporters.graph_meta import read_graph_meta, write_graph_meta
 from msjax import nn
 from msjax._proto import anf_ir_pb2, ge_ir_pb2, mind_ir_pb2
 from msjax.common.tensor import Tensor

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from exporters import to_mindir
-from exporters.capture import capture
-from exporters.from_mindir import load as load_mindir
+from msjax_exporters import to_mindir
+from msjax_exporters.capture import capture
+from msjax_exporters.from_mindir import load as load_mindir
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common.tensor import Tensor
 from msjax.errors import ExportError, UnsupportedOpError

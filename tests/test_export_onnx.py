@@ -6,9 +6,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-import exporters
-from exporters import to_onnx
-from exporters.capture import capture
+import msjax_exporters
+from msjax_exporters import to_onnx
+from msjax_exporters.capture import capture
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import ExportError, UnsupportedOpError
 from msjax.graph_io import export, load
@@ -212,8 +212,8 @@ def test_unsupported_ops_are_listed_together_with_layers(tmp_path):
 
 
 def test_export_api_errors_and_registry(tmp_path):
-    assert exporters.get_emitter("ONNX") is to_onnx
-    assert exporters.suffix_for("GEIR") == ".air"
+    assert msjax_exporters.get_emitter("ONNX") is to_onnx
+    assert msjax_exporters.suffix_for("GEIR") == ".air"
     export(MLP(), F @ np.ones((3, 8), np.float32), file_name=str(tmp_path / "plain"), file_format="ONNX")
     export(MLP(), F @ np.ones((3, 8), np.float32), file_name=str(tmp_path / "plain"), file_format="ONNX")
     assert ((tmp_path / "plain.onnx").stat().st_mode & 0o777) == 0o400       # read-only, as MindSpore

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from oracle import requires_mindspore, run_mindspore
 
-from exporters.graph_meta import read_graph_meta, to_graph_proto, write_graph_meta
+from msjax_exporters.graph_meta import read_graph_meta, to_graph_proto, write_graph_meta
 from msjax._proto import anf_ir_pb2
 from msjax.common.tensor import Tensor
 from msjax.errors import ExportError

@@ -17,7 +17,7 @@ import pytest
 from oracle import FIXTURES, requires_mindspore, run_mindspore
 
 import msjax
-from exporters.mindir_crypto import MindIRDecryptError
+from msjax_exporters.mindir_crypto import MindIRDecryptError
 from msjax import nn
 from msjax.checkpoint import crypto
 from msjax.common.tensor import Tensor

@@ -7,8 +7,8 @@ our GraphCell must reproduce each within 1e-5.
 import numpy as np
 import pytest
 
-from exporters import from_mindir
-from exporters.graph_cell import GraphCell
+from msjax_exporters import from_mindir
+from msjax_exporters.graph_cell import GraphCell
 from msjax.common.tensor import Tensor
 from msjax.errors import ExportError, UnsupportedOpError
 from msjax.graph_io import load

@@ -198,7 +198,7 @@ def test_step_end_outside_model_train_matches_mindspore(world, tmp_path, case):
     loaded = msjax.load_checkpoint(str(tmp_path / "p-1_1.ckpt"))
     np.testing.assert_array_equal(loaded["weight"].asnumpy(), _net.w)
     if "p-graph.meta" in files:                       # ours and MindSpore's take the input shape of the last call
-        from exporters.graph_meta import read_graph_meta
+        from msjax_exporters.graph_meta import read_graph_meta
 
         def input_dims(path):
             first = read_graph_meta(path).graph.parameters[0]
@@ -210,13 +210,13 @@ def test_step_end_uses_the_last_call_and_a_failing_graph_only_warns(tmp_path, mo
     network = _net()
     network(Tensor(X))
     network(Tensor(np.ones((7, 3), np.float32)))
-    from exporters.graph_meta import read_graph_meta
+    from msjax_exporters.graph_meta import read_graph_meta
     os.makedirs(tmp_path / "a")
     _step_end(tmp_path / "a", network)
     first = read_graph_meta(tmp_path / "a" / "p-graph.meta").graph.parameters[0]
     assert [dim.size for dim in first.type.tensor_type.shape.dim] == [7, 3]
 
-    import exporters.graph_meta as graph_meta
+    import msjax_exporters.graph_meta as graph_meta
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")

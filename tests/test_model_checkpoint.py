@@ -68,7 +68,7 @@ def test_rerun_renames_prefix(tmp_path):
         _train(tmp_path, config, steps=2, prefix="net")
     assert _ckpts(tmp_path) == ["net-1_2.ckpt", "net_1-1_2.ckpt", "net_2-1_2.ckpt"]
     metas = sorted(f for f in os.listdir(tmp_path) if f.endswith("graph.meta"))
-    if importlib.util.find_spec("exporters.graph_meta") is not None:
+    if importlib.util.find_spec("msjax_exporters.graph_meta") is not None:
         assert metas == ["net-graph.meta", "net_1-graph.meta", "net_2-graph.meta"]
 
 

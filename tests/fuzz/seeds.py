@@ -147,7 +147,7 @@ def _write_air(directory):
 
 
 def _write_graph_meta(directory):
-    from exporters.graph_meta import write_graph_meta
+    from msjax_exporters.graph_meta import write_graph_meta
     from msjax import nn
     from msjax.common.tensor import Tensor
 

@@ -44,7 +44,7 @@ def _mindir_run(path):
 
 
 def _air_run(path):
-    from exporters import from_air
+    from msjax_exporters import from_air
     graph = from_air.load(path, jit=False)
     inputs = _zeros([(shape, dtype) for _, shape, dtype in graph.inputs])
     if inputs is not None:
@@ -69,12 +69,12 @@ def _mindir_enc(path):
 
 
 def _air(path):
-    from exporters import from_air
+    from msjax_exporters import from_air
     return from_air.load(path)
 
 
 def _graph_meta(path):
-    from exporters.graph_meta import read_graph_meta
+    from msjax_exporters.graph_meta import read_graph_meta
     return read_graph_meta(path)
 
 

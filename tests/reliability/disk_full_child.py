@@ -69,14 +69,14 @@ def _export(fmt):
 
 
 def _graph_meta():
-    from exporters.graph_meta import write_graph_meta
+    from msjax_exporters.graph_meta import write_graph_meta
 
     def save(path, data):
         n = 512 if data is BIG else 4
         write_graph_meta(_Dense(n), (msjax.Tensor(np.ones((1, n), np.float32)),), path)
 
     def load(path):
-        from exporters.graph_meta import read_graph_meta
+        from msjax_exporters.graph_meta import read_graph_meta
         return read_graph_meta(path).SerializeToString()
     return "meta", save, load
 

@@ -64,7 +64,9 @@ def _write_graph(network, example_inputs, path):
     warning, and the checkpoints are still written.
     """
     try:
-        from exporters.graph_meta import write_graph_meta
+        from msjax._lazy import exporters
+
+        write_graph_meta = exporters("graph_meta").write_graph_meta
     except ImportError:
         return False
     if example_inputs is None:
@@ -249,7 +251,7 @@ class _CheckpointManager:
         except FileNotFoundError:
             pass
         except OSError as err:
-            warnings.warn(f"ModelCheckpoint: could not remove the old checkpoint {path}: {err}", RuntimeWarning)
+            warnings.warn(f"ModelCheckpoint: could not remove the old checkpoint {path}: {err}", RuntimeWarning, stacklevel=2)
             return
         if path in self._files:
             self._files.remove(path)
