@@ -7,7 +7,7 @@
 >>> mnist.get_dataset_size()
 44
 """
-from msjax.dataset import config, transforms, vision
+from msjax.dataset import config, ops, transforms, vision  # ops registers the pipeline operations
 from msjax.dataset.datasets import Dataset
 from msjax.dataset.iterators import DictIterator, TupleIterator
 from msjax.dataset.digits import digits_as_mnist, write_digits

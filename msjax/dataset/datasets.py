@@ -18,6 +18,20 @@ from msjax.errors import DatasetError
 __all__ = ["Dataset", "SourceDataset", "ArraySource"]
 
 
+#: Dataset method name -> the operation node it builds. The nodes subclass Dataset, so this module
+#: cannot import them: ``msjax.dataset.ops`` registers each with ``@operation(name)``, and the
+#: package's ``__init__`` imports it before any dataset can be built.
+OPERATIONS = {}
+
+
+def operation(name):
+    """Class decorator: the node built by ``Dataset.<name>(...)``."""
+    def register(cls):
+        OPERATIONS[name] = cls
+        return cls
+    return register
+
+
 class Dataset:
     """Base of every dataset: the operations and the iterators."""
 
@@ -70,36 +84,36 @@ class Dataset:
     # ---- operations ----------------------------------------------------------------------
     def batch(self, batch_size, drop_remainder=False, num_parallel_workers=None, **kwargs):
         """Stack ``batch_size`` consecutive rows into one (a smaller last batch unless dropped)."""
-        return _ops.BatchDataset(self, batch_size, drop_remainder, **kwargs)
+        return OPERATIONS["batch"](self, batch_size, drop_remainder, **kwargs)
 
     def shuffle(self, buffer_size):
         """Shuffle rows through a buffer of ``buffer_size`` rows (reshuffled each epoch)."""
-        return _ops.ShuffleDataset(self, buffer_size)
+        return OPERATIONS["shuffle"](self, buffer_size)
 
     def map(self, operations, input_columns=None, output_columns=None, num_parallel_workers=None,
             python_multiprocessing=False, **kwargs):
         """Apply ``operations`` (a callable or a list, in order) to ``input_columns`` of each row."""
-        return _ops.MapDataset(self, operations, input_columns, output_columns, **kwargs)
+        return OPERATIONS["map"](self, operations, input_columns, output_columns, **kwargs)
 
     def repeat(self, count=None):
         """Repeat the dataset ``count`` times (None or -1: forever)."""
-        return _ops.RepeatDataset(self, count)
+        return OPERATIONS["repeat"](self, count)
 
     def take(self, count=-1):
         """The first ``count`` rows (-1: all)."""
-        return _ops.TakeDataset(self, count)
+        return OPERATIONS["take"](self, count)
 
     def skip(self, count):
         """Drop the first ``count`` rows."""
-        return _ops.SkipDataset(self, count)
+        return OPERATIONS["skip"](self, count)
 
     def project(self, columns):
         """Keep only ``columns``, in that order."""
-        return _ops.ProjectDataset(self, columns)
+        return OPERATIONS["project"](self, columns)
 
     def rename(self, input_columns, output_columns):
         """Rename columns."""
-        return _ops.RenameDataset(self, input_columns, output_columns)
+        return OPERATIONS["rename"](self, input_columns, output_columns)
 
     # ---- iteration -------------------------------------------------------------------------
     def create_tuple_iterator(self, columns=None, num_epochs=-1, output_numpy=False, do_copy=True):
@@ -161,5 +175,3 @@ class ArraySource(SourceDataset):
     def _get(self, index):
         return tuple(a[index] for a in self._arrays)
 
-
-from msjax.dataset import ops as _ops  # noqa: E402  (the operation nodes subclass Dataset)

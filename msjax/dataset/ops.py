@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from msjax.dataset import config
-from msjax.dataset.datasets import Dataset
+from msjax.dataset.datasets import Dataset, operation
 from msjax.dataset.iterators import _columns
 from msjax.errors import DatasetError
 
@@ -21,6 +21,7 @@ __all__ = ["BatchDataset", "ShuffleDataset", "MapDataset", "RepeatDataset", "Tak
            "ProjectDataset", "RenameDataset"]
 
 
+@operation("batch")
 class BatchDataset(Dataset):
     def __init__(self, child, batch_size, drop_remainder=False, per_batch_map=None, input_columns=None,
                  output_columns=None, python_multiprocessing=False, max_rowsize=None, pad_info=None):
@@ -66,6 +67,7 @@ class BatchDataset(Dataset):
             yield self._stack(rows)
 
 
+@operation("shuffle")
 class ShuffleDataset(Dataset):
     def __init__(self, child, buffer_size):
         super().__init__([child])
@@ -88,6 +90,7 @@ class ShuffleDataset(Dataset):
             yield buffer[j]
 
 
+@operation("map")
 class MapDataset(Dataset):
     def __init__(self, child, operations, input_columns=None, output_columns=None, **kwargs):
         super().__init__([child])
@@ -134,6 +137,7 @@ class MapDataset(Dataset):
             yield self._apply(row)
 
 
+@operation("repeat")
 class RepeatDataset(Dataset):
     def __init__(self, child, count=None):
         super().__init__([child])
@@ -158,6 +162,7 @@ class RepeatDataset(Dataset):
             r += 1
 
 
+@operation("take")
 class TakeDataset(Dataset):
     def __init__(self, child, count=-1):
         super().__init__([child])
@@ -178,6 +183,7 @@ class TakeDataset(Dataset):
             yield row
 
 
+@operation("skip")
 class SkipDataset(Dataset):
     def __init__(self, child, count):
         super().__init__([child])
@@ -195,6 +201,7 @@ class SkipDataset(Dataset):
                 yield row
 
 
+@operation("project")
 class ProjectDataset(Dataset):
     def __init__(self, child, columns):
         super().__init__([child])
@@ -213,6 +220,7 @@ class ProjectDataset(Dataset):
             yield tuple(row[i] for i in self._pick)
 
 
+@operation("rename")
 class RenameDataset(Dataset):
     def __init__(self, child, input_columns, output_columns):
         super().__init__([child])

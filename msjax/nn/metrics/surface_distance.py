@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msjax.train.metrics.metric import Metric, check_string, check_type, rearrange_inputs
+from msjax.nn.metrics.metric import Metric, check_string, check_type, rearrange_inputs
 
 __all__ = ["HausdorffDistance", "MeanSurfaceDistance", "RootMeanSquareDistance"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msjax.train.metrics.metric import EPS, EvaluationBase, Metric, check_type, is_onehot, rearrange_inputs
+from msjax.nn.metrics.metric import EPS, EvaluationBase, Metric, check_type, is_onehot, rearrange_inputs
 
 __all__ = ["Precision", "Recall", "Fbeta", "F1"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msjax.train.metrics.metric import Metric, rearrange_inputs, require_samples
+from msjax.nn.metrics.metric import Metric, rearrange_inputs, require_samples
 
 __all__ = ["Loss", "MAE", "MSE"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msjax.train.metrics.metric import EvaluationBase, Metric, is_onehot, rearrange_inputs, require_samples
+from msjax.nn.metrics.metric import EvaluationBase, Metric, is_onehot, rearrange_inputs, require_samples
 
 __all__ = ["Accuracy", "TopKCategoricalAccuracy", "Top1CategoricalAccuracy", "Top5CategoricalAccuracy"]
 

@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import numpy as np  # noqa: F401  (the doctests)
 
-from msjax.train.metrics.accuracy import (
+from msjax.nn.metrics.accuracy import (
     Accuracy,
     Top1CategoricalAccuracy,
     Top5CategoricalAccuracy,
     TopKCategoricalAccuracy,
 )
-from msjax.train.metrics.classification import F1, Fbeta, Precision, Recall
-from msjax.train.metrics.confusion_matrix import ConfusionMatrix, ConfusionMatrixMetric
-from msjax.train.metrics.error import MAE, MSE, Loss
-from msjax.train.metrics.metric import Metric, rearrange_inputs
-from msjax.train.metrics.occlusion import OcclusionSensitivity
-from msjax.train.metrics.roc import ROC, auc
-from msjax.train.metrics.similarity import CosineSimilarity, Dice
-from msjax.train.metrics.surface_distance import HausdorffDistance, MeanSurfaceDistance, RootMeanSquareDistance
-from msjax.train.metrics.text import BleuScore, Perplexity
+from msjax.nn.metrics.classification import F1, Fbeta, Precision, Recall
+from msjax.nn.metrics.confusion_matrix import ConfusionMatrix, ConfusionMatrixMetric
+from msjax.nn.metrics.error import MAE, MSE, Loss
+from msjax.nn.metrics.metric import Metric, rearrange_inputs
+from msjax.nn.metrics.occlusion import OcclusionSensitivity
+from msjax.nn.metrics.roc import ROC, auc
+from msjax.nn.metrics.similarity import CosineSimilarity, Dice
+from msjax.nn.metrics.surface_distance import HausdorffDistance, MeanSurfaceDistance, RootMeanSquareDistance
+from msjax.nn.metrics.text import BleuScore, Perplexity
 
 __all__ = ["names", "get_metric_fn", "get_metrics", "Metric", "rearrange_inputs", "Accuracy", "MAE", "MSE",
            "Precision", "Recall", "Fbeta", "F1", "Dice", "ROC", "auc", "HausdorffDistance", "BleuScore",

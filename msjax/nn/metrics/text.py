@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from msjax.train.metrics.metric import Metric, check_type, rearrange_inputs
+from msjax.nn.metrics.metric import Metric, check_type, rearrange_inputs
 
 __all__ = ["Perplexity", "BleuScore"]
 
