@@ -130,7 +130,7 @@ def test_bad_save_arguments(tmp_path):
         _save(path, 1.0, enc_key=b"0123456789abcdef", crc_check=True)
     with pytest.raises(ValueError):
         _save(str(tmp_path / "a.safetensors"), 1.0, format="safetensors", enc_key=b"0123456789abcdef")
-    with pytest.raises(Exception):
+    with pytest.raises(CheckpointError):
         _save(path, 1.0, enc_key=b"short")
     with pytest.raises(ValueError):
         _save(path, 1.0, format="pickle")

@@ -178,7 +178,7 @@ def compared():
         for mode in row[4]:
             graphdef, state = nnx.split(cell)
             fresh = nnx.merge(graphdef, state)  # each mode starts from the same parameters
-            out_shape = jax.eval_shape(lambda x: unwrap(nnx.merge(graphdef, state)(x)), jnp.asarray(x)).shape
+            out_shape = jax.eval_shape(lambda x, g=graphdef, s=state: unwrap(nnx.merge(g, s)(x)), jnp.asarray(x)).shape
             c = np.random.default_rng(7).normal(0, 1, out_shape).astype(np.float32)
             inputs[f"{rid}__c_{mode}"] = c
             ours[f"{rid}-{mode}"] = (_jax_run(fresh, x, c, mode == "train"),

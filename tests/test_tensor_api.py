@@ -21,7 +21,7 @@ from msjax.common import initializer as ms_init
 from oracle import requires_mindspore, run_mindspore
 
 F = [[1.5, -2.0, 3.0], [4.0, 5.25, -6.0]]
-I = [[1, -2, 3], [4, 5, -6]]
+I = [[1, -2, 3], [4, 5, -6]]  # noqa: E741 - the name the embedded MindSpore script uses too
 
 CASES = [
     # conversions

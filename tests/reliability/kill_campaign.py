@@ -222,7 +222,7 @@ def main(argv=None):
     root = args.dir or tempfile.mkdtemp(prefix="msjax_kill_")
     start = time.time()
     rows = summarize(campaign(modes, args.kills, root, args.seed))
-    print(f"| mode | kills | checkpoints lost | partial files | dead temporaries seen | left after next save |")
+    print("| mode | kills | checkpoints lost | partial files | dead temporaries seen | left after next save |")
     print("| --- | --- | --- | --- | --- | --- |")
     for mode, row in rows.items():
         print(f"| {mode} | {row['kills']} | {row['lost']} | {row['partial']} | {row['orphans_seen']} | "
