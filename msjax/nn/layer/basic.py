@@ -32,6 +32,9 @@ class Dense(Cell):
     (4, 3)
     """
 
+    #: MindSpore parameter <- torch.nn.Linear state-dict key (msjax.checkpoint.torch_format)
+    TORCH_NAMES = {"weight": "weight", "bias": "bias"}
+
     def __init__(self, in_channels, out_channels, weight_init=None, bias_init=None, has_bias=True,
                  activation=None, dtype=mstype.float32):
         super().__init__()

@@ -24,6 +24,9 @@ class Conv2d(Cell):
     Defaults as MindSpore: weight ``HeUniform(sqrt(5))``, bias ``Uniform(1/sqrt(fan_in))``.
     """
 
+    #: MindSpore parameter <- torch.nn.Conv2d state-dict key (msjax.checkpoint.torch_format)
+    TORCH_NAMES = {"weight": "weight", "bias": "bias"}
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad_mode="same", padding=0,
                  dilation=1, group=1, has_bias=False, weight_init=None, bias_init=None, data_format="NCHW",
                  dtype=mstype.float32):

@@ -21,6 +21,9 @@ __all__ = ["Embedding"]
 class Embedding(Cell):
     """Look ids up in ``embedding_table``; ``padding_idx`` rows start at zero."""
 
+    #: MindSpore parameter <- torch.nn.Embedding state-dict key (msjax.checkpoint.torch_format)
+    TORCH_NAMES = {"embedding_table": "weight"}
+
     def __init__(self, vocab_size, embedding_size, use_one_hot=False, embedding_table="normal",
                  dtype=mstype.int32, padding_idx=None):
         super().__init__()

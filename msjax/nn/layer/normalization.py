@@ -25,6 +25,11 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
 class _BatchNorm(Cell):
     _ndims = ()
+    #: MindSpore parameter <- torch.nn.BatchNorm*d state-dict key (msjax.checkpoint.torch_format)
+    TORCH_NAMES = {"moving_mean": "running_mean", "moving_variance": "running_var", "gamma": "weight",
+                   "beta": "bias"}
+    #: PyTorch-only bookkeeping MindSpore has no parameter for
+    TORCH_DROPPED = ("num_batches_tracked",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.9, affine=True, gamma_init="ones", beta_init="zeros",
                  moving_mean_init="zeros", moving_var_init="ones", use_batch_statistics=None, data_format="NCHW",
@@ -80,6 +85,9 @@ class LayerNorm(Cell):
     >>> nn.LayerNorm((4,)).gamma.shape
     (4,)
     """
+
+    #: MindSpore parameter <- torch.nn.LayerNorm state-dict key (msjax.checkpoint.torch_format)
+    TORCH_NAMES = {"gamma": "weight", "beta": "bias"}
 
     def __init__(self, normalized_shape, begin_norm_axis=-1, begin_params_axis=-1, gamma_init="ones",
                  beta_init="zeros", epsilon=1e-7, dtype=mstype.float32):
