@@ -11,7 +11,7 @@ import pytest
 
 import msjax
 from msjax._proto import checkpoint_pb2
-from msjax.checkpoint import codec
+from msjax.checkpoint import ckpt_format, codec
 from msjax.common import dtype as mstype
 from msjax.errors import CheckpointError
 from msjax.nn.cell import Cell
@@ -145,7 +145,7 @@ def test_s11_crc_trailer(fixtures_dir):
     assert trailer[:7] == b"crc_num" and int.from_bytes(trailer[7:], "big") == zlib.crc32(body)
     buf = io.BytesIO()
     crc = codec.write_records(buf, {"x": np.ones(3, np.float32)}, crc=0)
-    assert codec.crc_trailer(crc) == b"crc_num" + zlib.crc32(buf.getvalue()).to_bytes(10, "big")
+    assert ckpt_format.crc_trailer(crc) == b"crc_num" + zlib.crc32(buf.getvalue()).to_bytes(10, "big")
 
 
 def test_s12_encryption_framing(tmp_path):

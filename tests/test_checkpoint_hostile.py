@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 import msjax
-from msjax.checkpoint import codec, crypto
+from msjax.checkpoint import ckpt_format, codec, crypto
 from msjax.checkpoint import safetensors_format as sf
-from msjax.checkpoint.serialization import _Memory, _to_parameters
+from msjax.checkpoint.ckpt_format import Memory as _Memory
+from msjax.checkpoint.items import to_parameters as _to_parameters
 from msjax.errors import CheckpointError
 
 KEY = b"0123456789abcdef"
@@ -94,7 +95,7 @@ CKPT_CASES = {
     "group wire type": (_record(tensor=b"\x0b" + _tensor()), "unsupported wire type 3"),
     "cut crc_num trailer": (_record() + codec.CRC_MAGIC + bytes(3),
                             "crc_num trailer at offset .* is cut short"),
-    "two crc_num trailers": (_record() + codec.crc_trailer(1) + codec.crc_trailer(2),
+    "two crc_num trailers": (_record() + ckpt_format.crc_trailer(1) + ckpt_format.crc_trailer(2),
                              "crc_num trailer at offset .* followed by more bytes"),
 }
 
@@ -110,7 +111,7 @@ def test_crafted_ckpt_is_refused_with_its_cause(tmp_path, case):
 def test_a_valid_crc_over_malformed_records_still_names_the_record(tmp_path):
     data, cause = CKPT_CASES["zero dim beside 2**62"]
     path = tmp_path / "crc.ckpt"
-    path.write_bytes(data + codec.crc_trailer(zlib.crc32(data)))
+    path.write_bytes(data + ckpt_format.crc_trailer(zlib.crc32(data)))
     _expect(path, cause, crc_check=True)
     _expect(path, cause)
 
@@ -297,7 +298,7 @@ def _mutate_ckpt(rng, seed):
 
 def _wrap_crc(rng, seed):
     plain = _mutate_ckpt(rng, seed)
-    whole = plain + codec.crc_trailer(zlib.crc32(plain))
+    whole = plain + ckpt_format.crc_trailer(zlib.crc32(plain))
     return whole if rng.random() < 0.7 else _mutate_bytes(rng, whole)
 
 

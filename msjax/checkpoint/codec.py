@@ -13,7 +13,6 @@ array([1., 1.], dtype=float32)
 from __future__ import annotations
 
 import io
-import os
 import zlib
 from collections import OrderedDict
 from typing import Callable, NamedTuple
@@ -29,9 +28,6 @@ SLICE_SIZE = 512 * 1024 * 1024
 CRC_MAGIC = b"crc_num"
 CRC_TRAILER = len(CRC_MAGIC) + 10
 STR_TYPE = "str"
-#: first 4 bytes (uint32 LE magic) of MindSpore's encrypted blocks, by mode
-CIPHER_MAGIC = {b"\xd8\x5e\x3a\x7f": "AES-GCM", b"\xd9\x5e\x3a\x7f": "AES-CBC",
-                b"\xda\x5e\x3a\x7f": "SM4-CBC"}
 _U64 = 1 << 64                      # protobuf varints carry at most 64 bits
 
 
@@ -101,10 +97,6 @@ def write_records(f, named, *, slice_size: int = SLICE_SIZE, crc: int | None = N
             if crc is not None:
                 crc = zlib.crc32(part, zlib.crc32(header, crc))
     return crc
-
-
-def crc_trailer(crc: int) -> bytes:
-    return CRC_MAGIC + crc.to_bytes(10, "big")
 
 
 # --------------------------------------------------------------------------- decoding
@@ -245,9 +237,9 @@ def _uvarint(buf: bytes, i: int) -> tuple[int, int]:
             raise IndexError
 
 
-def _fast_record(head: bytes, pos: int):
+def fast_record(head: bytes, pos: int = 0):
     """Parse the canonical record layout (FORMAT.md statement 3) from ``head``, the bytes at
-    ``pos``; return (Record, next pos) or None to use the general parser."""
+    ``pos``; return (Record, next pos) or None (not that layout: the general parser decides)."""
     try:
         if head[0] != 0x0A:
             return None
@@ -292,7 +284,7 @@ def index(f, end: int, *, file=None) -> list[Record]:
     while pos < end:
         f.seek(pos)
         head = f.read(min(512, end - pos))
-        fast = _fast_record(head, pos)
+        fast = fast_record(head, pos)
         if fast is not None and fast[1] <= end:
             records.append(fast[0])
             pos = fast[1]
@@ -401,37 +393,3 @@ def read_records(f, end: int | None = None, *, select: Callable[[str], bool] | N
                 types[tag] = records[j - 1].tensor_type
         i = j
     return out
-
-
-def data_end(f, size: int) -> tuple[int, int | None]:
-    """(end of the protobuf data, stored CRC or None): strips a ``crc_num`` trailer if present."""
-    if size >= CRC_TRAILER:
-        f.seek(size - CRC_TRAILER)
-        tail = f.read(CRC_TRAILER)
-        if tail[:len(CRC_MAGIC)] == CRC_MAGIC:
-            return size - CRC_TRAILER, int.from_bytes(tail[len(CRC_MAGIC):], "big")
-    return size, None
-
-
-def crc_of(f, end: int, chunk: int = 16 * 1024 * 1024) -> int:
-    """CRC32 of ``f[0:end]``, streamed in chunks."""
-    f.seek(0)
-    crc, left = 0, end
-    buf = bytearray(min(chunk, max(end, 1)))
-    view = memoryview(buf)
-    while left:
-        n = f.readinto(view[:min(len(buf), left)])
-        if not n:
-            break
-        crc = zlib.crc32(view[:n], crc)
-        left -= n
-    return crc
-
-
-def cipher_mode(head: bytes) -> str | None:
-    """The encryption mode whose block magic starts ``head``, or None for a plain file."""
-    return CIPHER_MAGIC.get(bytes(head[:4]))
-
-
-def file_size(f) -> int:
-    return os.fstat(f.fileno()).st_size if hasattr(f, "fileno") else f.seek(0, io.SEEK_END)

@@ -4,8 +4,10 @@ Exact names first (``param.name``, via ``net.parameters_and_names()``). Unless `
 MindSpore's prefix rule then runs: for the first unloaded parameter whose name ends some unused
 dict name, take the extra leading text as a prefix and load every unloaded parameter found under
 that prefix; repeat while new prefixes turn up. Unlike MindSpore, two candidate dict names for one
-parameter are an error naming both, never a silent pick. Values are assigned as given (host numpy
-arrays stay numpy: no device copy).
+parameter are an error naming both, never a silent pick. Every mismatch (shape, dtype, ambiguous
+name) is collected first and raised in one ``ParameterLoadError`` listing them all, the first one's
+message as its first line; nothing is assigned then. Values are assigned as given (host numpy arrays
+stay numpy: no device copy).
 
 >>> param_not_load, ckpt_not_load = load_param_into_net(net, load_checkpoint("net.ckpt"))
 """
@@ -13,12 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from msjax.checkpoint import items
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import ParameterLoadError
-
-_FLOATS = {mstype.float16, mstype.float32, mstype.float64, mstype.bfloat16}
-_INTS = {mstype.int8, mstype.int16, mstype.int32, mstype.int64}
 
 
 def _array(value):
@@ -36,31 +36,42 @@ def _source(new, file):
     return found or "parameter_dict"
 
 
-def _update(param, new, dict_name, strict_load, file):
-    """Assign ``new``'s value to ``param``: same shape (or MindSpore's trailing-1 reshape), same
-    dtype (or float<->float / int<->int conversion when not strict)."""
+def _fit(param, new, dict_name, strict_load, file):
+    """(value for ``param``, None), or (None, why not): same shape (or MindSpore's trailing-1
+    reshape), same dtype (or float<->float / int<->int conversion when not strict)."""
     value = _array(new)
     if not hasattr(value, "shape"):
         value = np.asarray(value)
-    shape, new_shape = tuple(param.shape), tuple(value.shape)
-    if shape != new_shape:
-        extra = new_shape[len(shape):]
-        if len(new_shape) > len(shape) and new_shape[:len(shape)] == shape and all(d == 1 for d in extra):
-            value = np.asarray(value).reshape(shape)
-        else:
-            raise ParameterLoadError(
-                f"parameter {param.name!r} has shape {shape} in the network but {dict_name!r} has "
-                f"shape {new_shape} in {_source(new, file)}; check that the checkpoint belongs to this "
-                f"network")
-    have, got = mstype.from_numpy(param.get_value().dtype), mstype.from_numpy(value.dtype)
-    if have is not got:
-        if strict_load or not ({have, got} <= _FLOATS or {have, got} <= _INTS):
-            raise ParameterLoadError(
-                f"parameter {param.name!r} has dtype {have} in the network but {dict_name!r} has "
-                f"dtype {got} in {_source(new, file)}"
-                + ("" if strict_load else "; only float<->float and int<->int are converted"))
+    dtype = param.get_value().dtype
+    found = items.problem(param.name, dict_name, param.shape, dtype, value.shape, value.dtype, strict_load,
+                          _source(new, file))
+    if found:
+        return None, found
+    if tuple(value.shape) != tuple(param.shape):
+        value = np.asarray(value).reshape(tuple(param.shape))
+    have = mstype.from_numpy(dtype)
+    if have is not mstype.from_numpy(value.dtype):
         value = np.asarray(value).astype(have.numpy)
-    param.set_value(value)
+    return value, None
+
+
+class _Plan:
+    """The assignments a load will make and the problems that stop it."""
+
+    def __init__(self, strict_load, file):
+        self.strict_load, self.file = strict_load, file
+        self.assign, self.problems = [], []
+
+    def take(self, param, new, dict_name):
+        value, problem = _fit(param, new, dict_name, self.strict_load, self.file)
+        if problem:
+            self.problems.append(problem)
+        else:
+            self.assign.append((param, value))
+
+    def note(self, problem):
+        if problem not in self.problems:
+            self.problems.append(problem)
 
 
 def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundancy=False, *, _file=None):
@@ -68,7 +79,9 @@ def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundanc
     ckpt_not_load)``: the net's parameter names not loaded and the dict's names not used.
 
     ``remove_redundancy`` (MindSpore's data-parallel de-duplication) needs a parallel run, which
-    msjax has not: ``True`` is the TypeError MindSpore raises in a stand-alone run.
+    msjax has not: ``True`` is the TypeError MindSpore raises in a stand-alone run. Every mismatch
+    is reported in one ``ParameterLoadError`` (MindSpore stops at the first), before any parameter
+    is assigned.
 
     >>> param_not_load, ckpt_not_load = load_param_into_net(net, param_dict)
     """
@@ -93,7 +106,7 @@ def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundanc
         raise TypeError("The deduplication feature for loading checkpoint can only be used in parallel "
                         "scenarios, but got stand_alone.")
     params = [p for _, p in net.parameters_and_names()]
-    ckpt_not_load = list(parameter_dict)
+    plan = _Plan(strict_load, _file)
     used = set()
     param_not_load = []
     for param in params:
@@ -103,33 +116,37 @@ def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundanc
             continue
         if isinstance(new, str):
             continue
-        _update(param, new, param.name, strict_load, _file)
+        plan.take(param, new, param.name)
         used.add(param.name)
     if param_not_load and not strict_load:
-        _load_by_prefix(params, parameter_dict, param_not_load, used, _file)
-    ckpt_not_load = [n for n in ckpt_not_load if n not in used]
-    return param_not_load, ckpt_not_load
+        _load_by_prefix(params, parameter_dict, param_not_load, used, plan)
+    if plan.problems:
+        raise ParameterLoadError(items.problems_message(plan.problems))
+    for param, value in plan.assign:
+        param.set_value(value)
+    return param_not_load, [n for n in parameter_dict if n not in used]
 
 
-def _candidates(name, parameter_dict, used):
-    """Unused dict names that end with ``name``; more than one is an error naming them."""
+def _candidates(name, parameter_dict, used, plan):
+    """Unused dict names that end with ``name``; more than one is a problem naming them (and
+    none is taken)."""
     found = [d for d in parameter_dict
              if d not in used and d != name and d.endswith(name) and not isinstance(parameter_dict[d], str)]
     if len(found) > 1:
-        raise ParameterLoadError(
-            f"parameter {name!r} matches several checkpoint names by suffix: {found[0]!r} and "
-            f"{found[1]!r}{' (and more)' if len(found) > 2 else ''}; load with strict_load=True after "
-            f"renaming, or select one with specify_prefix/filter_prefix/choice_func")
+        plan.note(f"parameter {name!r} matches several checkpoint names by suffix: {found[0]!r} and "
+                  f"{found[1]!r}{' (and more)' if len(found) > 2 else ''}; load with strict_load=True after "
+                  f"renaming, or select one with specify_prefix/filter_prefix/choice_func")
+        return []
     return found
 
 
-def _load_by_prefix(params, parameter_dict, param_not_load, used, file):
+def _load_by_prefix(params, parameter_dict, param_not_load, used, plan):
     """MindSpore's ``_load_dismatch_prefix_params`` with ambiguity reported instead of guessed."""
     tried = set()
     while param_not_load:
         prefix = None
         for name in param_not_load:
-            found = _candidates(name, parameter_dict, used)
+            found = _candidates(name, parameter_dict, used, plan)
             if found and found[0][:-len(name)] not in tried:
                 prefix = found[0][:-len(name)]
                 break
@@ -139,7 +156,8 @@ def _load_by_prefix(params, parameter_dict, param_not_load, used, file):
         for param in params:
             dict_name = prefix + param.name
             if param.name in param_not_load and dict_name in parameter_dict:
-                _candidates(param.name, parameter_dict, used)       # raises when ambiguous
-                _update(param, parameter_dict[dict_name], dict_name, False, file)
+                if not _candidates(param.name, parameter_dict, used, plan):
+                    continue                                    # ambiguous: noted, not taken
+                plan.take(param, parameter_dict[dict_name], dict_name)
                 used.add(dict_name)
                 param_not_load.remove(param.name)

@@ -23,16 +23,21 @@ import jax
 import numpy as np
 
 from msjax.checkpoint import io as ckpt_io
-from msjax.checkpoint.matching import _FLOATS, _INTS, load_param_into_net
+from msjax.checkpoint import items
+from msjax.checkpoint.matching import load_param_into_net
 from msjax.checkpoint.names import path_to_name
-from msjax.checkpoint.serialization import (_TYPE_META, _check_storable, _data, _save_items, load_checkpoint,
-                                            save_checkpoint)
+from msjax.checkpoint.serialization import load_checkpoint, save_checkpoint
 from msjax.common import atomic
 from msjax.common import dtype as mstype
-from msjax.common.tensor import Parameter
 from msjax.errors import CheckpointError, ParameterLoadError
 
-__all__ = ["save_orbax", "load_orbax", "ckpt_to_orbax", "orbax_to_ckpt"]
+__all__ = ["save_orbax", "load_orbax", "ckpt_to_orbax", "orbax_to_ckpt", "NAME", "SUFFIXES", "sniff", "read",
+           "write"]
+
+NAME = "orbax"
+SUFFIXES = ()                # a directory: found by its content (sniff), not by a suffix
+#: what orbax raises for a failed write or read: tensorstore reports OS errors as ValueErrors
+_ORBAX_ERRORS = (OSError, ValueError)
 
 _META_KEY = "msjax"          # custom_metadata entry: {"names": [...], "strings": {}, "types": {}}
 _TREE_FILE = "_METADATA"     # orbax's PyTree metadata file; its absence means "not a PyTree checkpoint"
@@ -47,29 +52,17 @@ def _ocp():
 
 def _snapshot(save_obj, directory, copy):
     """The orbax tree (name -> jax/numpy array, sharding kept) and msjax's metadata."""
-    tree, strings, types, order = {}, {}, {}, []
-    for name, value in _save_items(save_obj, None):
-        data, override = _data(value, name)
-        if name in tree or name in strings:
-            order.remove(name)
-            tree.pop(name, None)
-            strings.pop(name, None)
-            types.pop(name, None)
-        order.append(name)
-        if isinstance(data, str):
-            strings[name] = data
-            continue
-        if not isinstance(data, jax.Array):
-            data = np.asarray(data)
-            if copy and data.flags.writeable:   # the background write must not see later edits
-                data = data.copy()
-        _check_storable(data, name, "save_orbax")
-        tree[name] = data
-        if override:
-            types[name] = override
+    named, types = items.snapshot(items.entries(save_obj, None), copy=copy, keep_device=True,
+                                  caller="save_orbax")
+    return _tree(named, types, directory)
+
+
+def _tree(named, types, directory):
+    tree = {n: v for n, v in named.items() if not isinstance(v, str)}
     if not tree:
         raise CheckpointError("nothing to save: save_obj holds no arrays", file=directory)
-    return tree, {"names": order, "strings": strings, "types": types}
+    strings = {n: v for n, v in named.items() if isinstance(v, str)}
+    return tree, {"names": list(named), "strings": strings, "types": dict(types)}
 
 
 def _close(checkpointer):
@@ -106,11 +99,21 @@ def _finish(checkpointer, staging, path):
             atomic.exchange(built, path)        # the old checkpoint is now at ``built``
         else:
             os.rename(built, path)
-    except (OSError, ValueError) as err:
+    except _ORBAX_ERRORS as err:
         _raise_write_failure(err, path)
     finally:
         staging.close()
     atomic.fsync_dir(os.path.dirname(path))
+
+
+def _abandon(checkpointer, staging):
+    """Close a checkpointer whose save failed and remove its staging directory."""
+    try:
+        checkpointer.close()      # may re-raise the same failure; the first one is reported
+    except _ORBAX_ERRORS:
+        pass
+    finally:
+        staging.close()
 
 
 def save_orbax(save_obj, directory, *, async_save=False, force=False):
@@ -135,22 +138,25 @@ def save_orbax(save_obj, directory, *, async_save=False, force=False):
     if os.path.exists(path) and not os.path.isdir(path):
         raise CheckpointError("exists and is not a directory; orbax checkpoints are directories", file=path)
     tree, meta = _snapshot(save_obj, path, copy=async_save)
+    return _save_tree(tree, meta, path, async_save)
+
+
+def _save_tree(tree, meta, path, async_save):
     try:
         staging = atomic.LockedTempDir(path)
     except OSError as err:
         raise atomic.write_error(err, path) from err
     checkpointer = _ocp().StandardCheckpointer()
+    started = False
     try:
         checkpointer.save(os.path.join(staging.path, "checkpoint"), tree,
                           custom_metadata={_META_KEY: meta})
-    except Exception as err:
-        try:
-            checkpointer.close()      # may re-raise the same failure; the first one is reported
-        except Exception:  # noqa: BLE001
-            pass
-        finally:
-            staging.close()
+        started = True
+    except _ORBAX_ERRORS as err:
         _raise_write_failure(err, path)
+    finally:
+        if not started:               # whatever stopped it, nothing is left behind
+            _abandon(checkpointer, staging)
     if async_save:
         return ckpt_io.start_thread(path, lambda: _finish(checkpointer, staging, path))
     _finish(checkpointer, staging, path)
@@ -198,11 +204,6 @@ def _sharding_for(name, shardings, param):
     return found
 
 
-def _trailing_ones(net_shape, stored):
-    extra = stored[len(net_shape):]
-    return len(stored) > len(net_shape) and stored[:len(net_shape)] == net_shape and all(d == 1 for d in extra)
-
-
 def _restore_args(path, leaves, shardings, params, strict_load):
     """One orbax RestoreArgs per stored array; every shape mismatch with the net raised at once."""
     ocp = _ocp()
@@ -211,13 +212,14 @@ def _restore_args(path, leaves, shardings, params, strict_load):
         shape, dtype = tuple(leaf.shape), np.dtype(leaf.dtype)
         param = params.get(name)
         if param is not None and tuple(param.shape) != shape:
-            if not _trailing_ones(tuple(param.shape), shape):
-                bad.append(f"{name!r} is {tuple(param.shape)} in the network but {shape} in the checkpoint")
+            found = items.problem(name, name, param.shape, None, shape, None, strict_load, path)
+            if found:
+                bad.append(found)
             param = None                 # load_param_into_net reshapes it on the host
         if param is not None and not strict_load:
             have = mstype.from_numpy(param.get_value().dtype)
             got = mstype.from_numpy(dtype)
-            if have is not got and ({have, got} <= _FLOATS or {have, got} <= _INTS):
+            if have is not got and items.convertible(have, got):
                 dtype = np.dtype(have.numpy)     # cast while reading, so the sharding is kept
         sharding = _sharding_for(name, shardings, param)
         if sharding is None:
@@ -225,8 +227,7 @@ def _restore_args(path, leaves, shardings, params, strict_load):
         else:
             args[name] = ocp.ArrayRestoreArgs(sharding=sharding, global_shape=shape, dtype=dtype)
     if bad:
-        raise ParameterLoadError(f"{path}: parameter shapes do not match the network: " + "; ".join(bad)
-                                 + ". Check that the checkpoint belongs to this network")
+        raise ParameterLoadError(items.problems_message(bad))
     return args
 
 
@@ -280,10 +281,7 @@ def load_orbax(directory, net=None, *, shardings=None, strict_load=False):
         if name in strings:
             out[name] = strings[name]
             continue
-        meta = {"ckpt_file": path}
-        if name in types:
-            meta[_TYPE_META] = types[name]
-        out[name] = Parameter(values[name], name=name, **meta)
+        out[name] = items.parameter(name, values[name], path, types.get(name))
     if net is not None:
         load_param_into_net(net, out, strict_load, _file=path)
     return out
@@ -305,3 +303,38 @@ def orbax_to_ckpt(directory, ckpt_file):
     >>> orbax_to_ckpt("/tmp/lenet_orbax", "lenet5_again.ckpt")
     """
     save_checkpoint(load_orbax(directory), ckpt_file)
+
+
+# --------------------------------------------------------------------------- the format interface
+
+def sniff(path) -> bool:
+    """True when ``path`` is a directory holding an orbax PyTree checkpoint (its ``_METADATA``)."""
+    return os.path.isfile(os.path.join(os.fspath(path), _TREE_FILE))
+
+
+def read(path, *, select=None, dec_key=None, dec_mode="AES-GCM", crc_check=False):
+    """(name -> host array or str in save order, name -> stored dtype string) of the orbax
+    checkpoint ``path``; ``select`` picks names after the read. orbax has no encryption or CRC."""
+    if dec_key is not None or crc_check:
+        raise CheckpointError("an orbax checkpoint has no encryption or crc_num: load it without "
+                              "dec_key and crc_check", file=path)
+    loaded = load_orbax(path)
+    named = OrderedDict((n, v if isinstance(v, str) else v.get_value()) for n, v in loaded.items()
+                        if select is None or select(n))
+    types = {n: v.get_metadata(items.TYPE_META, None) for n, v in loaded.items() if n in named
+             and not isinstance(v, str) and v.get_metadata(items.TYPE_META, None)}
+    return named, types
+
+
+def write(path, named, types, *, enc_key=None, enc_mode="AES-GCM", crc_check=False, fsync=True,
+          remove_redundancy=None):
+    """Write a snapshot (``items.snapshot``) as an orbax checkpoint directory, replacing ``path``
+    once complete. orbax has no encryption or CRC; its writes are always synced."""
+    if enc_key is not None or crc_check:
+        raise CheckpointError("an orbax checkpoint cannot be encrypted or carry crc_num", file=path)
+    path = os.path.abspath(os.fspath(path))
+    ckpt_io.wait_for(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CheckpointError("exists and is not a directory; orbax checkpoints are directories", file=path)
+    tree, meta = _tree(named, types, path)
+    _save_tree(tree, meta, path, async_save=False)

@@ -32,8 +32,10 @@ from msjax.common.atomic import atomic_write
 from msjax.common.untrusted import reading
 from msjax.errors import CheckpointError
 
-__all__ = ["save", "load", "read_metadata", "MS_METADATA"]
+__all__ = ["save", "load", "read_metadata", "MS_METADATA", "NAME", "SUFFIXES", "sniff", "read", "write"]
 
+NAME = "safetensors"
+SUFFIXES = (".safetensors",)
 MS_METADATA = {"format": "ms"}
 _MAX_ZERO_CRC = 1 << 30            # see _crc: MindSpore would allocate this many zero bytes
 _MAX_HEADER = 100_000_000          # the safetensors library's MAX_HEADER_SIZE
@@ -45,15 +47,20 @@ _RANK = {code: i for i, code in enumerate(
      "C64", "F64", "I64", "U64"))}
 
 
-def _code(name, array, file):
+def _code(array):
+    """The safetensors dtype code for ``array``, or None when the format cannot store it."""
     try:
         code = mstype.from_numpy(array.dtype).safetensors
     except TypeError:
-        code = None
-    if code is None or code not in _RANK:
-        raise CheckpointError(f"tensor {name!r} has dtype {array.dtype}, which the safetensors "
-                              "format cannot store", file=file)
-    return code
+        return None
+    return code if code in _RANK else None
+
+
+def _check_codes(arrays, file):
+    """One error naming every tensor the safetensors format cannot store."""
+    bad = [f"tensor {name!r} has dtype {array.dtype}" for name, array, code in arrays if code is None]
+    if bad:
+        raise CheckpointError(f"{'; '.join(bad)}, which the safetensors format cannot store", file=file)
 
 
 def _crc(named, crc=0, file=None):
@@ -99,7 +106,8 @@ def save(named: Mapping[str, np.ndarray], path, *, metadata: Mapping[str, str] |
             raise CheckpointError(f"tensor name {name!r} is not a valid safetensors name",
                                   file=file)
         array = np.asarray(value, order="C")
-        arrays.append((name, array, _code(name, array, file)))
+        arrays.append((name, array, _code(array)))
+    _check_codes(arrays, file)
     meta = dict(MS_METADATA if metadata is None and arrays else metadata or {})
     for key, value in meta.items():
         if not isinstance(key, str) or not isinstance(value, str):
@@ -247,7 +255,11 @@ def load(path, *, names: Callable[[str], bool] | Collection[str] | None = None,
     >>> load("net.safetensors", names=lambda n: n.startswith("fc"))          # doctest: +SKIP
     OrderedDict([('fc.bias', array([0., 0., 0.], dtype=float32))])
     """
-    file = os.fspath(path)
+    return _load(os.fspath(path), names, crc_check)[0]
+
+
+def _load(file, names, crc_check):
+    """(name -> array in file order, the checked ``__metadata__``), the header parsed once."""
     wanted = _selector(names)
     with _open(file) as f:
         with reading(file, CheckpointError, "safetensors file"):
@@ -257,7 +269,7 @@ def load(path, *, names: Callable[[str], bool] | Collection[str] | None = None,
         chosen = {e[0] for e in entries if wanted(e[0])}    # the caller's predicate, unguarded
         with reading(file, CheckpointError, "safetensors file"):
             loaded = _read_tensors(f, start, entries, chosen, crc_check, meta, file)
-    return OrderedDict((e[0], loaded[e[0]]) for e in entries if e[0] in loaded)
+    return OrderedDict((e[0], loaded[e[0]]) for e in entries if e[0] in loaded), meta
 
 
 def _read_tensors(f, start, entries, chosen, crc_check, meta, file) -> dict:
@@ -285,7 +297,7 @@ def _read_tensors(f, start, entries, chosen, crc_check, meta, file) -> dict:
 def _check_crc(meta, crc, file):
     if "crc_num" not in meta:
         warnings.warn(f"{file}: crc_check=True but the safetensors file has no crc_num",
-                      stacklevel=4)
+                      stacklevel=5)
         return
     if meta["crc_num"] != str(crc):
         raise CheckpointError(f"CRC check failed: stored crc_num {_short(meta['crc_num'])}, "
@@ -324,3 +336,43 @@ def read_metadata(path) -> dict:
     with reading(file, CheckpointError, "safetensors file"), _open(file) as f:
         header, _, _ = _read_header(f, file)
         return _metadata(header, file)
+
+
+# --------------------------------------------------------------------------- the format interface
+
+def sniff(path) -> bool:
+    """True when ``path`` is a file that starts like safetensors: a header length the file can
+    hold, then a JSON object."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            first = f.read(9)
+    except OSError:
+        return False
+    if len(first) < 9:
+        return False
+    (n,) = struct.unpack("<Q", first[:8])
+    return 2 <= n <= min(_MAX_HEADER, size - 8) and first[8:9] == b"{"
+
+
+def read(path, *, select=None, dec_key=None, dec_mode="AES-GCM", crc_check=False):
+    """(name -> array sorted by name, as MindSpore returns them; name -> stored dtype string for
+    the tensors the metadata marks ``Int4``). A safetensors file is never encrypted."""
+    if dec_key is not None:
+        raise CheckpointError("a safetensors file is not encrypted: load it without dec_key", file=path)
+    named, meta = _load(os.fspath(path), select, crc_check)
+    named = OrderedDict((k, named[k]) for k in sorted(named))
+    return named, {k: "Int4" for k in named if meta.get(k) == "Int4"}
+
+
+def write(path, named, types, *, enc_key=None, enc_mode="AES-GCM", crc_check=False, fsync=True,
+          remove_redundancy=None):
+    """``save`` with MindSpore's metadata: ``{"format": "ms"}``, ``remove_redundancy`` as
+    "True"/"False" when given, and ``"<name>": "Int4"`` for qint4x2 tensors."""
+    if enc_key is not None:
+        raise CheckpointError("format='safetensors' cannot be encrypted: leave enc_key=None", file=path)
+    meta = dict(MS_METADATA)
+    if remove_redundancy is not None:
+        meta["remove_redundancy"] = str(remove_redundancy)
+    meta.update({n: "Int4" for n, t in types.items() if t == "Int4"})
+    save(named, path, metadata=meta if named else None, crc_check=crc_check, fsync=fsync)

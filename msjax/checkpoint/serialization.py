@@ -1,7 +1,9 @@
 """MindSpore 2.10's ``save_checkpoint``, ``load_checkpoint`` and ``load_param_into_net``.
 
-Composition only: the byte layout lives in ``codec`` (and ``crypto``, ``safetensors_format``), the
-atomic/async file handling in ``io``, parameter matching in ``matching``.
+Composition only: argument checks (MindSpore's names, defaults and exception types), selection
+(``specify_prefix``/``filter_prefix``/``choice_func``), the format looked up in the registry
+(``formats``), and async. What a save takes off the network and what a load returns is the item
+layer (``items``); parameter matching is ``matching``.
 
 >>> msjax.save_checkpoint(net, "lenet.ckpt")
 >>> param_dict = msjax.load_checkpoint("lenet.ckpt", filter_prefix="fc3")
@@ -10,27 +12,22 @@ atomic/async file handling in ``io``, parameter matching in ``matching``.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
-import jax
-import numpy as np
-
-from msjax.checkpoint import codec, io as ckpt_io
+from msjax.checkpoint import crypto, formats, items
+from msjax.checkpoint import io as ckpt_io
 from msjax.checkpoint.matching import load_param_into_net
-from msjax.common import dtype as mstype
-from msjax.common.tensor import Parameter, Tensor
 from msjax.common.untrusted import reading
 from msjax.common.validator import check_isinstance
 from msjax.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_async", "load_param_into_net",
-           "wait_async_save"]
+           "wait_async_save", "ParamDictFuture"]
 
 wait_async_save = ckpt_io.wait_async_save
-_FORMATS = ("ckpt", "safetensors")
-_TYPE_META = "ms_dtype"      # Parameter metadata: stored dtype string when numpy cannot tell it
+_FORMATS = ("ckpt", "safetensors")     # what MindSpore's format= takes (the registry holds more)
 
 
 # --------------------------------------------------------------------------- save
@@ -47,158 +44,23 @@ def _check_file_name(ckpt_file_name, format):
     return name if name.endswith(format) else f"{name}.{format}"
 
 
-def _is_cell(obj):
-    return hasattr(obj, "parameters_and_names") and hasattr(obj, "construct")
+_warned = set()
+_warned_lock = threading.Lock()
 
 
-def _data(value, name):
-    """What a save_obj/append_dict entry stores: a host array (or str) and its dtype override."""
-    if isinstance(value, str):
-        return value, None
-    if isinstance(value, Parameter):
-        return value.get_value(), value.get_metadata(_TYPE_META, None)
-    if isinstance(value, Tensor):
-        return value._array(), None
-    if isinstance(value, (np.ndarray, jax.Array, np.generic)):
-        return value, None
-    raise TypeError(f"save_checkpoint: entry {name!r} is a {type(value).__name__}; expected a "
-                    f"Parameter, Tensor, jax or numpy array (or str)")
+def _warn_unknown(kwargs):
+    """MindSpore ignores unknown save_checkpoint keywords; msjax says so, once per name."""
+    for key in kwargs:
+        with _warned_lock:
+            if key in _warned:
+                continue
+            _warned.add(key)
+        warnings.warn(f"save_checkpoint: keyword argument {key!r} is not one MindSpore 2.10 reads; "
+                      f"it is ignored", UserWarning, stacklevel=3)
 
 
-def _save_items(save_obj, choice_func):
-    """(name, value) pairs of ``save_obj`` in MindSpore's order, filtered by ``choice_func``."""
-    if _is_cell(save_obj):
-        items = [(p.name, p) for _, p in save_obj.parameters_and_names()]
-    elif isinstance(save_obj, dict):
-        items = list(save_obj.items())
-        bad = [k for k, _ in items if not isinstance(k, str)]
-        if bad:
-            raise TypeError(f"For save_checkpoint, dict keys must be str, got {bad[0]!r}")
-    elif isinstance(save_obj, (list, tuple)):
-        items = []
-        for item in save_obj:
-            if isinstance(item, dict):
-                if "name" not in item or "data" not in item:
-                    raise TypeError(f"For save_checkpoint, a list entry must be {{'name': ..., 'data': ...}}, "
-                                    f"got keys {sorted(item)}")
-                if not isinstance(item["name"], str):
-                    raise TypeError(f"For save_checkpoint, 'name' must be a str, got {item['name']!r}")
-                items.append((item["name"], item["data"]))
-            elif isinstance(item, Parameter):
-                items.append((item.name, item))
-            else:
-                raise TypeError(f"For save_checkpoint, list entries must be Parameters or "
-                                f"{{'name', 'data'}} dicts, got {type(item).__name__}")
-    else:
-        raise TypeError(f"For 'save_checkpoint', 'save_obj' must be a Cell, list or dict, got "
-                        f"{type(save_obj).__name__}")
-    return [(n, v) for n, v in items if choice_func is None or choice_func(n)]
-
-
-def _check_storable(data, name, caller="save_checkpoint"):
-    """Raise a TypeError naming ``name`` when MindSpore has no dtype for ``data``."""
-    try:
-        mstype.from_numpy(data.dtype)
-    except TypeError:
-        raise TypeError(f"{caller}: parameter {name!r} has dtype {data.dtype}, which MindSpore "
-                        f"cannot store") from None
-
-
-def _append_value(name, value):
-    if isinstance(value, bool):
-        return np.array(value, np.bool_)
-    if isinstance(value, int):
-        return np.array(value, np.int64)
-    if isinstance(value, float):
-        return np.array(value, np.float32)
-    if isinstance(value, (str, Parameter, Tensor)):
-        return value
-    raise TypeError(f"For 'save_checkpoint', append_dict[{name!r}] must be int, float, bool, str, "
-                    f"Parameter or Tensor, got {type(value).__name__}")
-
-
-def _snapshot(save_obj, append_dict, choice_func, copy):
-    """name -> host numpy array or str, plus dtype overrides; ``copy`` detaches mutable arrays."""
-    items = _save_items(save_obj, choice_func)
-    if append_dict is not None:
-        if not isinstance(append_dict, dict):
-            raise TypeError(f"For 'save_checkpoint', 'append_dict' must be a dict, got "
-                            f"{type(append_dict).__name__}")
-        for key, value in append_dict.items():
-            if not isinstance(key, str):
-                raise TypeError(f"For 'save_checkpoint', append_dict keys must be str, got {key!r}")
-            items.append((key, _append_value(key, value)))
-    named, types = OrderedDict(), {}
-    for name, value in items:
-        data, override = _data(value, name)
-        if not isinstance(data, str):
-            if isinstance(data, np.ndarray):
-                data = data.copy() if copy and data.flags.writeable else data
-            else:  # jax arrays are immutable; a host view keeps the buffer from being donated
-                data = np.asarray(data)
-            _check_storable(data, name)
-        named[name] = data
-        types.pop(name, None)
-        if override:
-            types[name] = override
-    return named, types
-
-
-def _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync, remove_redundancy=None):
-    if format == "safetensors":
-        from msjax.checkpoint import safetensors_format
-        meta = dict(safetensors_format.MS_METADATA)
-        if remove_redundancy is not None:
-            meta["remove_redundancy"] = str(remove_redundancy)
-        meta.update({n: "Int4" for n, t in types.items() if t == "Int4"})
-        safetensors_format.save(named, path, metadata=meta if named else None, crc_check=crc_check,
-                                fsync=fsync)
-        return
-
-    def write(f):
-        if enc_key is None:
-            crc = codec.write_records(f, named, crc=0 if crc_check else None, types=types)
-            if crc_check:
-                f.write(codec.crc_trailer(crc))
-            return
-        from msjax.checkpoint import crypto
-        plain = _Buffer()
-        codec.write_records(plain, named, types=types)
-        crypto.write_encrypted(f, plain.view(), enc_key, enc_mode)
-
-    ckpt_io.atomic_write(path, write, fsync=fsync)
-
-
-class _Buffer:
-    """A write-only byte sink that keeps large writes as one growing bytearray."""
-
-    def __init__(self):
-        self.data = bytearray()
-
-    def write(self, b):
-        self.data += b
-        return len(b)
-
-    def view(self):
-        return memoryview(self.data)
-
-
-def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=False, append_dict=None,
-                    enc_key=None, enc_mode="AES-GCM", choice_func=None, crc_check=False, format="ckpt",
-                    *, fsync=True, **kwargs):
-    """Save ``save_obj`` (a Cell, a list of Parameters or ``{"name", "data"}`` dicts, or a dict
-    name -> Parameter/Tensor/array) to ``ckpt_file_name``, as MindSpore 2.10 does.
-
-    The write is atomic (temporary file, flush, ``fsync`` unless ``fsync=False``, rename).
-    ``async_save=True | "thread" | "process"`` returns an ``AsyncSave`` handle once a host snapshot
-    exists; ``.result()`` waits and re-raises. Otherwise returns None.
-
-    ``kwargs`` are MindSpore's: ``remove_redundancy`` (None or bool; recorded in a safetensors
-    file's metadata as "True"/"False", as MindSpore does). Other keys are ignored, as in MindSpore.
-
-    >>> save_checkpoint(net, "net.ckpt", append_dict={"epoch_num": 3}, crc_check=True)
-    """
-    path = _check_file_name(ckpt_file_name, format)
+def _check_save_options(format, integrated_save, async_save, enc_key, enc_mode, crc_check, remove_redundancy,
+                        incremental, global_step_num):
     if not isinstance(integrated_save, bool):
         raise TypeError(f"For 'save_checkpoint', 'integrated_save' must be a bool, got {integrated_save!r}")
     if not isinstance(async_save, (bool, str)):
@@ -208,24 +70,53 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
     check_isinstance("save_checkpoint", "enc_key", enc_key, (type(None), bytes))
     check_isinstance("save_checkpoint", "enc_mode", enc_mode, str)
     check_isinstance("save_checkpoint", "crc_check", crc_check, bool)
-    remove_redundancy = check_isinstance("save_checkpoint", "remove_redundancy",
-                                          kwargs.get("remove_redundancy"), (type(None), bool))
+    check_isinstance("save_checkpoint", "remove_redundancy", remove_redundancy, (type(None), bool))
     if format == "safetensors" and (enc_key is not None or enc_mode != "AES-GCM"):
         raise ValueError("For 'save_checkpoint', format='safetensors' cannot be encrypted: leave "
                          "enc_key=None and enc_mode='AES-GCM'")
+    for name, value, default in (("incremental", incremental, False), ("global_step_num", global_step_num, None)):
+        if format == "safetensors" and value != default:       # MindSpore's rule for safetensors
+            raise ValueError(f"For 'save_checkpoint', when format is 'safetensors', the parameter '{name}' "
+                             f"must be set to default value '{default}', but got '{value}'.")
     if enc_key is not None and crc_check:
         raise ValueError("For 'save_checkpoint', enc_key and crc_check=True cannot be combined "
                          "(MindSpore cannot load such a file); use one of them")
     if enc_key is not None:
-        from msjax.checkpoint import crypto
         crypto.encrypt(b"", enc_key, enc_mode)       # validates key length and mode up front
 
+
+def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=False, append_dict=None,
+                    enc_key=None, enc_mode="AES-GCM", choice_func=None, crc_check=False, format="ckpt",
+                    *, fsync=True, remove_redundancy=None, incremental=False, global_step_num=None, **kwargs):
+    """Save ``save_obj`` (a Cell, a list of Parameters or ``{"name", "data"}`` dicts, or a dict
+    name -> Parameter/Tensor/array) to ``ckpt_file_name``, as MindSpore 2.10 does.
+
+    The write is atomic (temporary file, flush, ``fsync`` unless ``fsync=False``, rename).
+    ``async_save=True | "thread" | "process"`` returns an ``AsyncSave`` handle once a host snapshot
+    exists; ``.result()`` waits and re-raises. Otherwise returns None.
+
+    MindSpore's keyword options: ``remove_redundancy`` (None or bool; recorded in a safetensors
+    file's metadata as "True"/"False", as MindSpore does); ``incremental`` and ``global_step_num``
+    (MindSpore uses them only for MapParameters, which msjax does not save: accepted, and like
+    MindSpore refused with format="safetensors" unless default). ``integrated_save`` merges
+    parameters split across devices; one device holds them whole, so it changes nothing here.
+    Other keywords are ignored, as in MindSpore, with a warning once per name.
+
+    >>> save_checkpoint(net, "net.ckpt", append_dict={"epoch_num": 3}, crc_check=True)
+    """
+    path = _check_file_name(ckpt_file_name, format)
+    _check_save_options(format, integrated_save, async_save, enc_key, enc_mode, crc_check, remove_redundancy,
+                        incremental, global_step_num)
+    _warn_unknown(kwargs)
     # a thread needs its own copy of mutable (numpy) arrays; a forked process gets a
     # copy-on-write snapshot of the whole memory for free, and jax arrays are immutable
-    named, types = _snapshot(save_obj, append_dict, choice_func, copy=async_save in (True, "thread"))
+    named, types = items.snapshot(items.entries(save_obj, choice_func, append_dict),
+                                  copy=async_save in (True, "thread"))
+    target = formats.get(format)
 
     def job():
-        _write(path, named, types, enc_key, enc_mode, crc_check, format, fsync, remove_redundancy)
+        target.write(path, named, types, enc_key=enc_key, enc_mode=enc_mode, crc_check=crc_check,
+                     fsync=fsync, remove_redundancy=remove_redundancy)
 
     if async_save == "process":
         return ckpt_io.start_process(path, job)
@@ -267,107 +158,6 @@ def _selector(specify_prefix, filter_prefix, choice_func):
     return select
 
 
-class _Memory:
-    """Seekable read-only view over decrypted bytes, with the file API the codec uses; positions
-    past the end read as empty, as a file's do."""
-
-    def __init__(self, data):
-        self.view, self.pos = memoryview(data), 0
-
-    def seek(self, pos, whence=0):
-        base = {0: 0, 1: self.pos, 2: len(self.view)}[whence]
-        if base + pos < 0:
-            raise ValueError(f"negative seek position {base + pos}")
-        self.pos = base + pos
-        return self.pos
-
-    def read(self, n=-1):
-        start = min(self.pos, len(self.view))
-        end = len(self.view) if n is None or n < 0 else min(start + n, len(self.view))
-        self.pos = max(self.pos, end)
-        return bytes(self.view[start:end])
-
-    def readinto(self, out):
-        start = min(self.pos, len(self.view))
-        n = min(len(out), len(self.view) - start)
-        out[:n] = self.view[start:start + n]
-        self.pos = start + n if n else self.pos
-        return n
-
-
-def _open_source(f, path, dec_key, dec_mode):
-    """(source, size): ``f`` itself, or its decrypted bytes; an encrypted file needs ``dec_key``."""
-    size = codec.file_size(f)
-    mode = codec.cipher_mode(f.read(4))
-    f.seek(0)
-    if dec_key is not None:
-        from msjax.checkpoint import crypto
-        source = _Memory(crypto.decrypt_file(f, dec_key, dec_mode, file=path))
-        return source, len(source.view)
-    if mode is not None:
-        raise CheckpointError(f"the file is encrypted ({mode} framing); pass dec_key= and "
-                              f"dec_mode='{mode}'", file=path)
-    return f, size
-
-
-def _check_crc(source, end, stored, path):
-    if stored is None:
-        warnings.warn(f"{path}: crc_check=True but the file has no crc_num trailer", stacklevel=4)
-        return
-    if stored > 0xFFFFFFFF:
-        raise CheckpointError(f"the crc_num trailer holds {stored}, which is no CRC32 (over 32 "
-                              f"bits); the trailer is corrupt", file=path)
-    computed = codec.crc_of(source, end)
-    if computed != stored:
-        raise CheckpointError(f"CRC check failed: stored {stored}, computed {computed}; the "
-                              f"file is damaged", file=path)
-
-
-def _read_ckpt(path, select, dec_key, dec_mode, crc_check):
-    try:
-        f = open(path, "rb")
-    except OSError as err:
-        raise CheckpointError(f"cannot open checkpoint: {err.strerror}", file=path) from None
-    with f:
-        source, size = _open_source(f, path, dec_key, dec_mode)
-        end, stored = codec.data_end(source, size)
-        if crc_check:
-            _check_crc(source, end, stored, path)
-        types = {}
-        named = codec.read_records(source, end, select=select, file=path, types=types)
-    return named, types
-
-
-def _to_parameters(named, types, path):
-    out = OrderedDict()
-    for name, value in named.items():
-        if isinstance(value, str):
-            out[name] = value
-            continue
-        meta = {"ckpt_file": path}
-        stored = _stored_type(name, value, types.get(name), path)
-        if stored is not None and stored is not mstype.from_numpy(value.dtype):
-            meta[_TYPE_META] = stored.ckpt
-        out[name] = Parameter(value, name=name, **meta)
-    return out
-
-
-def _stored_type(name, value, tensor_type, path):
-    """The msjax type the file declares for ``value`` (None: none declared); it must be stored
-    as ``value``'s numpy dtype (Int4: one int8 byte per element)."""
-    if not tensor_type:
-        return None
-    stored = mstype.BY_CKPT.get(tensor_type)
-    if stored is None:
-        raise CheckpointError(f"parameter {name!r} has unknown tensor_type {tensor_type!r}",
-                              file=path)
-    if stored.numpy != value.dtype:
-        raise CheckpointError(f"parameter {name!r} is marked {tensor_type}, which is stored as "
-                              f"{stored.numpy}, but its data is {value.dtype}; the file's "
-                              f"metadata contradicts its data", file=path)
-    return stored
-
-
 def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=None, dec_key=None,
                     dec_mode="AES-GCM", specify_prefix=None, choice_func=None, crc_check=False,
                     remove_redundancy=False, format="ckpt"):
@@ -402,15 +192,13 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load=False, filter_prefix=N
         raise ValueError("For 'load_checkpoint', format='safetensors' takes no dec_key/dec_mode")
     try:
         with reading(path, CheckpointError, "checkpoint"):
-            if format == "safetensors":
-                named, types = _read_safetensors(path, select, crc_check)
-            else:
-                named, types = _read_ckpt(path, select, dec_key, dec_mode, crc_check)
+            named, types = formats.get(format).read(path, select=select, dec_key=dec_key, dec_mode=dec_mode,
+                                                    crc_check=crc_check)
             if not named:
                 raise CheckpointError("the loaded parameter dict is empty (empty file, or "
                                       "filter_prefix/specify_prefix/choice_func selected "
                                       "nothing)", file=path)
-            parameter_dict = _to_parameters(named, types, path)
+            parameter_dict = items.to_parameters(named, types, path)
     except _CallerError as err:
         if format == "safetensors":          # MindSpore calls it outside its guard there
             raise err.__cause__ from None
@@ -447,8 +235,9 @@ def load_checkpoint_async(ckpt_file_name, net=None, strict_load=False, filter_pr
     >>> pd_future = load_checkpoint_async("lenet.ckpt")
     >>> param_dict = pd_future.result()
     """
-    name = os.fspath(ckpt_file_name) if isinstance(ckpt_file_name, os.PathLike) else ckpt_file_name
-    format = "safetensors" if isinstance(name, str) and name.endswith(".safetensors") else "ckpt"
+    known = isinstance(ckpt_file_name, (str, os.PathLike))
+    format = formats.by_suffix(ckpt_file_name).name if known else "ckpt"
+    format = format if format in _FORMATS else "ckpt"      # MindSpore's two; load_checkpoint says the rest
     executor = ThreadPoolExecutor(max_workers=2)
     future = executor.submit(load_checkpoint, ckpt_file_name, net, strict_load, filter_prefix, dec_key,
                              dec_mode, specify_prefix, choice_func, format=format)
@@ -479,11 +268,3 @@ def _shielded(select):
         except Exception as err:
             raise _CallerError(name) from err
     return call
-
-
-def _read_safetensors(path, select, crc_check):
-    from msjax.checkpoint import safetensors_format
-    named = safetensors_format.load(path, names=select, crc_check=crc_check)
-    meta = safetensors_format.read_metadata(path)
-    named = OrderedDict((k, named[k]) for k in sorted(named))
-    return named, {k: "Int4" for k in named if meta.get(k) == "Int4"}
