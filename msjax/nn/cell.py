@@ -26,6 +26,7 @@ import numpy as np
 from flax import nnx
 
 from msjax import context
+from msjax.common.parameter import assign_value
 from msjax.common.tensor import Parameter, Tensor, unwrap
 
 #: traces per Cell class name; a test reads it to prove one trace per input signature
@@ -107,7 +108,6 @@ def _update_in_place(param, value):
     the call, ``export`` keeps it): cast to the parameter's dtype, same shape; outside, it is
     ``set_data`` (cast to the parameter's dtype)."""
     if getattr(_tracing, "depth", 0):
-        from msjax.ops.functional import assign_value
         param.set_value(assign_value("Assign", param, value))
     else:
         array = unwrap(value)

@@ -12,10 +12,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from msjax.common import dtype as mstype
-from msjax.common.tensor import Parameter, Tensor, unwrap
+from msjax.common._tensor import Tensor, unwrap
+from msjax.common.parameter import assign, assign_add, assign_sub, assign_value  # noqa: F401  (MindSpore's ops names)
 from msjax.ops import _nn
 
 __all__ = ["relu", "sigmoid", "tanh", "gelu", "softmax", "matmul", "reshape", "flatten", "transpose",
@@ -186,81 +186,3 @@ def gather(input_params, input_indices, axis, batch_dims=0):
 def one_hot(indices, depth, on_value=1, off_value=0, axis=-1):
     hot = jax.nn.one_hot(indices, depth, axis=axis)
     return jnp.where(hot > 0, jnp.asarray(on_value), jnp.asarray(off_value))
-
-
-# ---------------------------------------------------------------- in-place Parameter updates
-def _kind(dtype):
-    return 0 if dtype == np.bool_ else 1 if dtype.kind in "iu" else 2 if dtype.kind == "f" else 3
-
-
-def _promoted(a, b):
-    """MindSpore's implicit type promotion of two tensor dtypes (bool < int < float < complex;
-    within a kind the wider one; float16 with bfloat16 is float32)."""
-    a, b = np.dtype(a), np.dtype(b)
-    if a == b:
-        return a
-    if _kind(a) != _kind(b):
-        return a if _kind(a) > _kind(b) else b
-    if a.itemsize == b.itemsize and _kind(a) == 2:
-        return np.dtype(np.float32)
-    return np.promote_types(a, b)
-
-
-def assign_value(prim, variable, value):
-    """``value`` as the new array of Parameter ``variable`` under MindSpore's Assign rules:
-    cast to the parameter's dtype when that needs no conversion of the parameter (TypeError
-    otherwise), with the parameter's rank and shape (ValueError otherwise)."""
-    old = variable.get_value()
-    dtype = np.dtype(old.dtype)
-    value = unwrap(value)
-    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
-        if isinstance(value, float) and _kind(dtype) < 2:
-            raise TypeError(_conversion_error(dtype, np.dtype(np.float32)))
-        value = np.asarray(value, dtype)
-    elif not hasattr(value, "dtype"):
-        raise TypeError(f"For '{prim}', the argument 'value' must be a Tensor or a number, "
-                        f"but got {type(value).__name__}.")
-    target = _promoted(dtype, value.dtype)
-    if target != dtype:
-        raise TypeError(_conversion_error(dtype, target))
-    old_shape, new_shape = tuple(np.shape(old)), tuple(np.shape(value))
-    if len(old_shape) != len(new_shape):
-        raise ValueError(f"For '{prim}','value' must have the same rank as 'variable'. But got 'value' "
-                         f"rank: {len(new_shape)}, 'variable' rank: {len(old_shape)}.")
-    if old_shape != new_shape:
-        raise ValueError(f"For '{prim}','value' must have the same shape as 'variable'. But got 'value' "
-                         f"shape: {_shape_text(new_shape)}, 'variable' shape: {_shape_text(old_shape)}.")
-    return value if value.dtype == dtype else value.astype(dtype)
-
-
-def _conversion_error(dtype, target):
-    return ("Data type conversion is not supported for a 'Parameter', nor for the input tensor of an "
-            f"in-place operator, so data type {mstype.from_numpy(dtype)}, which cannot be converted to "
-            f"data type {mstype.from_numpy(target)} automatically.")
-
-
-def _shape_text(shape):
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _updater(prim, combine):
-    def op(variable, value):
-        if not isinstance(variable, Parameter):
-            raise TypeError(f"For '{prim}', the argument 'variable' must be a Parameter, "
-                            f"but got {type(variable).__name__}.")
-        new = combine(variable.get_value(), assign_value(prim, variable, value))
-        variable.set_value(new)       # inside construct under jit: the traced cell's Variable
-        if isinstance(new, (jax.Array, np.ndarray)) and not isinstance(new, jax.core.Tracer):
-            return Tensor(new)
-        return new
-    op.__name__ = op.__qualname__ = {"Assign": "assign", "AssignAdd": "assign_add",
-                                     "AssignSub": "assign_sub"}[prim]
-    op.__doc__ = (f"MindSpore's ``ops.{op.__name__}(variable, value)``: update Parameter ``variable`` "
-                  f"in place ({prim}) and return its new value. In GRAPH_MODE the update is written "
-                  f"back into the Parameter after the call, and ``export`` keeps it (MINDIR).")
-    return op
-
-
-assign = _updater("Assign", lambda old, value: value)
-assign_add = _updater("AssignAdd", lambda old, value: jnp.add(old, value).astype(old.dtype))
-assign_sub = _updater("AssignSub", lambda old, value: jnp.subtract(old, value).astype(old.dtype))
