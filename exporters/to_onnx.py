@@ -21,8 +21,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from . import ir
+from .onnx_context import Context, onnx_type
+from .op_table import SYMBOLIC
 from .protofile import write_bytes
-from .rules import check_supported
+from .rules import check_supported, rules_for, walk
+from .window import onnx_pads
 from msjax import __version__
 from msjax.errors import ExportError, UnsupportedOpError
 
@@ -32,119 +35,6 @@ __all__ = ["RULES", "SYMBOLIC_RULES", "DEFAULT_OPSET", "to_model", "write"]
 DEFAULT_OPSET = 18
 _MIN_OPSET = 13
 _INT64_MAX = np.iinfo(np.int64).max
-
-
-class _Context:
-    """Builds the node and initializer lists; names fresh values; knows opset and batch mode."""
-
-    def __init__(self, graph, opset, dynamic_batch):
-        self.graph = graph
-        self.values = graph.values()
-        self.opset = opset
-        self.batch = graph.inputs[0].shape[0] if dynamic_batch and graph.inputs and graph.inputs[0].shape else None
-        if isinstance(self.batch, ir.Dim):         # a symbolic batch is dynamic already
-            self.batch = None
-        self.nodes, self.initializers = [], []
-        self._consts = {}
-        self._sources = graph.symbol_sources()
-        self._dims, self._shapes = {}, {}
-        self._count = 0
-        self.source = ""
-
-    def fresh(self, hint="v"):
-        self._count += 1
-        return f"{hint}_{self._count}"
-
-    def op(self, op_type, inputs, out=None, **attrs):
-        """Add one ONNX node; return its output name (``out``: a name, a list of names, or fresh)."""
-        out = out or self.fresh(op_type.lower())
-        self._count += 1
-        name = f"{self.source}/{op_type}_{self._count}" if self.source else f"{op_type}_{self._count}"
-        outputs = list(out) if isinstance(out, list) else [out]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outputs, name=name, **attrs))
-        return out
-
-    def const(self, value, dtype=None):
-        """An initializer holding ``value`` (deduplicated by dtype, shape and bytes)."""
-        array = np.asarray(value, dtype=dtype)
-        key = (array.dtype.str, array.shape, array.tobytes())
-        if key not in self._consts:
-            name = f"const_{len(self._consts)}"
-            self.initializers.append(numpy_helper.from_array(array, name))
-            self._consts[key] = name
-        return self._consts[key]
-
-    def ints(self, values):
-        return self.const(np.asarray(list(values), np.int64))
-
-    def shape(self, dims, kind):
-        """A static target shape; with a dynamic batch, a leading batch-sized dim is left open."""
-        dims = [int(d) for d in dims]
-        if self.batch is not None and dims and dims[0] == self.batch:
-            dims[0] = -1 if kind == "reshape" else 1
-        return self.ints(dims)
-
-    # symbolic dims: computed from the graph inputs' shapes at run time
-    def dim(self, d):
-        """A 1-D int64 tensor holding ``[d]``: a constant for an int, computed for an ``ir.Dim``."""
-        if not isinstance(d, ir.Dim):
-            return self.ints([int(d)])
-        if d not in self._dims and d.name is not None:
-            self._dims[d] = self._symbol(d.name)
-        elif d not in self._dims:
-            ops = {"add": "Add", "mul": "Mul", "floordiv": "Div", "mod": "Mod", "max": "Max", "min": "Min"}
-            self._dims[d] = d.evaluate(lambda name: self.dim(ir.Dim.symbol(name)), lambda k: self.ints([k]),
-                                       {k: (lambda a, b, t=t: self.op(t, [a, b])) for k, t in ops.items()})
-        return self._dims[d]
-
-    def _symbol(self, name):
-        if name not in self._sources:
-            raise ExportError(f"ONNX export of {self.graph.name}: symbolic dim {name!r} is not a dim of any input")
-        value, axis = self._sources[name]
-        if value not in self._shapes:
-            self._shapes[value] = self.op("Shape", [value])
-        return self.op("Gather", [self._shapes[value], self.ints([axis])])
-
-    def dims(self, dims):
-        """A 1-D int64 tensor of ``dims`` (ints and ``ir.Dim``s); constant when all are ints."""
-        dims = list(dims)
-        if ir.is_static(dims):
-            return self.ints(dims)
-        parts, run = [], []
-        for d in dims:
-            if isinstance(d, ir.Dim):
-                if run:
-                    parts.append(self.ints(run))
-                    run = []
-                parts.append(self.dim(d))
-            else:
-                run.append(int(d))
-        if run:
-            parts.append(self.ints(run))
-        return self.op("Concat", parts, axis=0)
-
-    def reshape_target(self, shape):
-        """A Reshape's shape input: static as before; one unknown dim is -1; else computed."""
-        if ir.is_static(shape):
-            return self.shape(shape, "reshape")
-        axes = ir.dynamic_axes(shape)
-        if len(axes) == 1:
-            return self.ints([-1 if i == axes[0] else int(d) for i, d in enumerate(shape)])
-        return self.dims(shape)
-
-    def reduce(self, op_type, x, axes, out, keepdims=0):
-        if op_type == "ReduceSum" or self.opset >= 18:
-            return self.op(op_type, [x, self.ints(axes)], out, keepdims=keepdims)
-        return self.op(op_type, [x], out, axes=list(axes), keepdims=keepdims)
-
-
-def _unsupported(node, why):
-    where = node.source or "<top level>"
-    return UnsupportedOpError(f"ONNX export: {node.op} in {where}: {why}")
-
-
-def _onnx_type(dtype):
-    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
 
 # ------------------------------------------------------------------------------------ rules
@@ -158,7 +48,7 @@ def _logic(bool_op, bitwise_op):
     def rule(ctx, node, ins, outs):
         is_bool = node.outputs[0].dtype == np.bool_
         if not is_bool and ctx.opset < 18:
-            raise _unsupported(node, f"integer {node.op} needs opset 18 ({bitwise_op})")
+            raise UnsupportedOpError(f"integer {node.op} needs opset 18 ({bitwise_op})")
         ctx.op(bool_op if is_bool else bitwise_op, ins, outs[0])
     return rule
 
@@ -209,17 +99,17 @@ def _rem(ctx, node, ins, outs):
 
 def _round(ctx, node, ins, outs):
     if int(node.params.get("rounding_method", 1)) != 1:
-        raise _unsupported(node, "only round-half-to-even (jnp.round) maps to ONNX Round")
+        raise UnsupportedOpError("only round-half-to-even (jnp.round) maps to ONNX Round")
     ctx.op("Round", ins, outs[0])
 
 
 def _convert(ctx, node, ins, outs):
-    ctx.op("Cast", ins, outs[0], to=_onnx_type(node.params["new_dtype"]))
+    ctx.op("Cast", ins, outs[0], to=onnx_type(node.params["new_dtype"]))
 
 
 def _reshape(ctx, node, ins, outs):
     if node.params.get("dimensions") is not None:
-        raise _unsupported(node, "reshape with dimensions is not supported")
+        raise UnsupportedOpError("reshape with dimensions is not supported")
     ctx.op("Reshape", [ins[0], ctx.reshape_target(node.outputs[0].shape)], outs[0])
 
 
@@ -272,8 +162,8 @@ def _slice(ctx, node, ins, outs):
 def _pad(ctx, node, ins, outs):
     config = node.params["padding_config"]
     if any(interior for _, _, interior in config):
-        raise _unsupported(node, "interior padding has no ONNX equivalent")
-    pads = [lo for lo, _, _ in config] + [hi for _, hi, _ in config]
+        raise UnsupportedOpError("interior padding has no ONNX equivalent")
+    pads = onnx_pads((lo, hi) for lo, hi, _ in config)
     ctx.op("Pad", [ins[0], ctx.dims(pads), ins[1]], outs[0], mode="constant")
 
 
@@ -281,7 +171,7 @@ def _iota(ctx, node, ins, outs):
     p = node.params
     shape = tuple(p["shape"])
     if not ir.is_static(shape):
-        raise _unsupported(node, f"iota of symbolic shape {shape}")
+        raise UnsupportedOpError(f"iota of symbolic shape {shape}")
     ramp = np.arange(shape[p["dimension"]], dtype=np.dtype(p["dtype"]))
     view = [1] * len(shape)
     view[p["dimension"]] = shape[p["dimension"]]
@@ -290,7 +180,7 @@ def _iota(ctx, node, ins, outs):
 
 def _select_n(ctx, node, ins, outs):
     if len(ins) != 3:
-        raise _unsupported(node, f"select_n with {len(ins) - 1} cases (only 2 map to Where)")
+        raise UnsupportedOpError(f"select_n with {len(ins) - 1} cases (only 2 map to Where)")
     which = ins[0]
     if np.dtype(ctx.values[node.inputs[0]].dtype) != np.bool_:
         which = ctx.op("Cast", [which], to=TensorProto.BOOL)
@@ -316,7 +206,7 @@ def _arg(op_type):
     def rule(ctx, node, ins, outs):
         (axis,) = node.params["axes"]
         index = ctx.op(op_type, ins, axis=int(axis), keepdims=0)
-        ctx.op("Cast", [index], outs[0], to=_onnx_type(node.params["index_dtype"]))
+        ctx.op("Cast", [index], outs[0], to=onnx_type(node.params["index_dtype"]))
     return rule
 
 
@@ -355,7 +245,7 @@ def _dot_general(ctx, node, ins, outs):
         equation = f"{''.join(lhs_sub)},{''.join(rhs_sub)}->{''.join(out_sub)}"
         result = ctx.op("Einsum", ins, target, equation=equation)
     if target is None:
-        ctx.op("Cast", [result], outs[0], to=_onnx_type(out_dtype))
+        ctx.op("Cast", [result], outs[0], to=onnx_type(out_dtype))
 
 
 def _inverse(perm):
@@ -368,12 +258,12 @@ def _inverse(perm):
 def _conv(ctx, node, ins, outs):
     p = node.params
     if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
-        raise _unsupported(node, "transposed or batch-grouped convolutions are not supported")
+        raise UnsupportedOpError("transposed or batch-grouped convolutions are not supported")
     pads = [tuple(pair) for pair in p["padding"]]
     if not ir.is_static([d for pair in pads for d in pair]):
-        raise _unsupported(node, f"padding {pads} depends on a symbolic input dim; give the spatial dims")
+        raise UnsupportedOpError(f"padding {pads} depends on a symbolic input dim; give the spatial dims")
     if any(lo < 0 or hi < 0 for lo, hi in pads):
-        raise _unsupported(node, "negative padding is not supported")
+        raise UnsupportedOpError("negative padding is not supported")
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     nchw = list(range(len(lhs_spec)))
     lhs = ins[0] if list(lhs_spec) == nchw else ctx.op("Transpose", [ins[0]], perm=list(lhs_spec))
@@ -382,7 +272,7 @@ def _conv(ctx, node, ins, outs):
     weight = ctx.values[node.inputs[1]].shape
     kernel = [weight[d] for d in rhs_spec[2:]]
     y = ctx.op("Conv", [lhs, rhs], out, kernel_shape=kernel, strides=list(p["window_strides"]),
-               pads=[lo for lo, _ in pads] + [hi for _, hi in pads], dilations=list(p["rhs_dilation"]),
+               pads=onnx_pads(pads), dilations=list(p["rhs_dilation"]),
                group=int(p["feature_group_count"]))
     if out is None:
         ctx.op("Transpose", [y], outs[0], perm=_inverse(out_spec))
@@ -394,13 +284,13 @@ def _pool(kind):
         window, strides = list(p["window_dimensions"]), list(p["window_strides"])
         pads = [tuple(pair) for pair in p["padding"]]
         if not ir.is_static([d for pair in pads for d in pair]):
-            raise _unsupported(node, f"padding {pads} depends on a symbolic input dim; give the spatial dims")
+            raise UnsupportedOpError(f"padding {pads} depends on a symbolic input dim; give the spatial dims")
         lead = len(window) - 2
         if (window[:2] != [1, 1] or strides[:2] != [1, 1] or any(lo or hi for lo, hi in pads[:2]) or lead < 1
                 or any(d != 1 for d in p["base_dilation"]) or any(d != 1 for d in p["window_dilation"])):
-            raise _unsupported(node, "only NCHW pooling windows over the spatial dims are supported")
+            raise UnsupportedOpError("only NCHW pooling windows over the spatial dims are supported")
         attrs = dict(kernel_shape=window[2:], strides=strides[2:],
-                     pads=[lo for lo, _ in pads[2:]] + [hi for _, hi in pads[2:]])
+                     pads=onnx_pads(pads[2:]))
         if kind == "max":
             ctx.op("MaxPool", ins[:1], outs[0], **attrs)
         else:
@@ -421,7 +311,7 @@ def _gather(ctx, node, ins, outs):
             or tuple(dn.collapsed_slice_dims) != tuple(range(k))
             or tuple(p["slice_sizes"][k:]) != tuple(operand[k:])
             or tuple(dn.offset_dims) != tuple(range(batch, batch + len(operand) - k))):
-        raise _unsupported(node, "only leading-axis row gathers (embedding lookups) are supported")
+        raise UnsupportedOpError("only leading-axis row gathers (embedding lookups) are supported")
     index = ctx.op("Cast", [ins[1]], to=TensorProto.INT64)
     ctx.op("GatherND", [ins[0], index], outs[0])
 
@@ -429,33 +319,25 @@ def _gather(ctx, node, ins, outs):
 def _dim_as_value(ctx, node, ins, outs):
     """A (symbolic) dim as a scalar value (``x.shape[0]`` used in arithmetic, ``mean`` over it)."""
     scalar = ctx.op("Squeeze", [ctx.dim(node.params["dim"]), ctx.ints([0])])
-    ctx.op("Cast", [scalar], outs[0], to=_onnx_type(node.outputs[0].dtype))
+    ctx.op("Cast", [scalar], outs[0], to=onnx_type(node.outputs[0].dtype))
 
 
-_UNARY = {"neg": "Neg", "exp": "Exp", "log": "Log", "tanh": "Tanh", "logistic": "Sigmoid", "sqrt": "Sqrt",
-          "abs": "Abs", "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "erf": "Erf", "sin": "Sin",
-          "cos": "Cos", "tan": "Tan", "copy": "Identity"}
-_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "max": "Max", "min": "Min",
-           "pow": "Pow", "eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater",
-           "ge": "GreaterOrEqual"}
-
-#: jaxpr primitive -> rule writing its ONNX node(s); one entry per primitive
-RULES = {**{prim: _simple(op) for prim, op in _UNARY.items()},
-         **{prim: _simple(op) for prim, op in _BINARY.items()},
-         "ne": _ne, "rsqrt": _rsqrt, "square": _square, "log1p": _log1p, "expm1": _expm1, "exp2": _exp2,
-         "integer_pow": _integer_pow, "rem": _rem, "round": _round,
-         "and": _logic("And", "BitwiseAnd"), "or": _logic("Or", "BitwiseOr"),
-         "xor": _logic("Xor", "BitwiseXor"), "not": _logic("Not", "BitwiseNot"),
-         "convert_element_type": _convert, "reshape": _reshape, "squeeze": _squeeze,
-         "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose, "concatenate": _concatenate,
-         "split": _split, "slice": _slice, "pad": _pad, "iota": _iota, "select_n": _select_n,
-         "clamp": _clamp, "reduce_sum": _reducer("ReduceSum"), "reduce_max": _reducer("ReduceMax"),
-         "reduce_min": _reducer("ReduceMin"), "reduce_prod": _reducer("ReduceProd"),
-         "argmax": _arg("ArgMax"), "argmin": _arg("ArgMin"), "cumsum": _cumsum,
-         "dot_general": _dot_general, "conv_general_dilated": _conv,
-         "reduce_window_max": _pool("max"), "reduce_window_sum": _pool("sum"), "gather": _gather}
+#: jaxpr primitive -> rule writing its ONNX node(s); the primitives and ONNX op types are
+#: op_table.TABLE's ONNX column
+RULES = rules_for("ONNX", {"unary": _simple, "binary": _simple, "reduce": _reducer, "arg": _arg}, {
+    "ne": _ne, "rsqrt": _rsqrt, "square": _square, "log1p": _log1p, "expm1": _expm1, "exp2": _exp2,
+    "integer_pow": _integer_pow, "rem": _rem, "round": _round,
+    "and": _logic("And", "BitwiseAnd"), "or": _logic("Or", "BitwiseOr"),
+    "xor": _logic("Xor", "BitwiseXor"), "not": _logic("Not", "BitwiseNot"),
+    "convert_element_type": _convert, "reshape": _reshape, "squeeze": _squeeze,
+    "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose, "concatenate": _concatenate,
+    "split": _split, "slice": _slice, "pad": _pad, "iota": _iota, "select_n": _select_n,
+    "clamp": _clamp, "cumsum": _cumsum, "dot_general": _dot_general, "conv_general_dilated": _conv,
+    "reduce_window_max": _pool("max"), "reduce_window_sum": _pool("sum"), "gather": _gather,
+    "dim_as_value": _dim_as_value,
+})
 #: rules for primitives that only graphs with symbolic dims contain (tests/test_export_dynamic.py)
-SYMBOLIC_RULES = {"dim_as_value": _dim_as_value}
+SYMBOLIC_RULES = {prim: RULES.pop(prim) for prim in sorted(SYMBOLIC & set(RULES))}
 
 
 # ------------------------------------------------------------------------------------ writer
@@ -463,7 +345,7 @@ def _value_info(value, batch):
     shape = [str(d) if isinstance(d, ir.Dim) else d for d in value.shape]     # symbolic: dim_param
     if batch is not None and shape and shape[0] == batch:
         shape[0] = "batch"
-    return helper.make_tensor_value_info(value.name, _onnx_type(value.dtype), shape)
+    return helper.make_tensor_value_info(value.name, onnx_type(value.dtype), shape)
 
 
 def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
@@ -473,14 +355,17 @@ def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
                           f"{_MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
     rules = {**RULES, **SYMBOLIC_RULES} if graph.is_dynamic else RULES
     check_supported(graph, rules, "ONNX")
-    ctx = _Context(graph, int(opset_version), dynamic_batch)
+    ctx = Context(graph, int(opset_version), dynamic_batch)
     used = {name for node in graph.nodes for name in node.inputs}
     for name, array in list(graph.parameters.items()) + list(graph.constants.items()):
         if name in used:
             ctx.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-    for node in graph.nodes:
+
+    def emit_node(node):
         ctx.source = node.source
         rules[node.op](ctx, node, list(node.inputs), [v.name for v in node.outputs])
+
+    walk(graph, "ONNX", emit_node)
     onnx_graph = helper.make_graph(ctx.nodes, graph.name, [_value_info(v, ctx.batch) for v in graph.inputs],
                                    [_value_info(v, ctx.batch) for v in graph.outputs], ctx.initializers)
     opset = [helper.make_opsetid("", ctx.opset)]
