@@ -5,176 +5,31 @@ one serialized ``ModelDef`` holding one ``GraphDef``, no header. Graph inputs ar
 (attr ``index``), parameters are ``Const`` ops named by their dotted names with the tensor in
 attr ``value``, and ``NetOutput`` collects the outputs. ``RULES`` maps each jaxpr primitive to
 graph-engine ops (``Conv2D``, ``MatMulV2``, ``BiasAdd``, ``Relu``, ``MaxPool``, ...), with the
-graph engine's attribute names; a new primitive is one entry here and one line in the tests.
+graph engine's attribute names, built from op_table.TABLE's AIR column; a new primitive is one row
+there (and a rule here unless its kind has a factory) and one line in the tests. The graph builder
+the rules write through is ``air_emitter.Emitter``.
 
 >>> write(capture(net, x), "lenet5.air")             # doctest: +SKIP
 """
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from . import ir
-from .air_types import ge_dtype, layout_for, proto_dtype
+from .air_emitter import Emitter, set_attr
+from .air_types import ge_dtype
 from .protofile import write_bytes
-from .rules import check_supported
+from .rules import check_supported, rules_for
 from msjax._proto import ge_ir_pb2
 from msjax.errors import ExportError, UnsupportedOpError
 
 __all__ = ["write", "to_model", "RULES"]
 
 
-# ------------------------------------------------------------------ protobuf helpers
-def tensor_desc(shape, np_dtype, name=""):
-    """A ``TensorDescriptor``: dtype, shape, layout, and GE's origin_format/origin_shape attrs."""
-    desc = ge_ir_pb2.TensorDescriptor(name=name, dtype=proto_dtype(np_dtype), layout=layout_for(shape))
-    desc.shape.dim.extend(int(d) for d in shape)
-    desc.attr["origin_format"].s = layout_for(shape).encode()
-    desc.attr["origin_shape"].list.i.extend(int(d) for d in shape)
-    desc.attr["origin_shape"].list.val_type = ge_ir_pb2.AttrDef.ListValue.VT_LIST_INT
-    return desc
-
-
-def tensor_def(array, name=""):
-    array = np.ascontiguousarray(array)
-    return ge_ir_pb2.TensorDef(desc=tensor_desc(array.shape, array.dtype, name),
-                               data=array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-
-
-def set_attr(attr: ge_ir_pb2.AttrDef, value):
-    """Store a Python value in an ``AttrDef``: bool, int, float, str, list of those, ndarray."""
-    lv = ge_ir_pb2.AttrDef.ListValue
-    if isinstance(value, (bool, np.bool_)):
-        attr.b = bool(value)
-    elif isinstance(value, (int, np.integer)):
-        attr.i = int(value)
-    elif isinstance(value, (float, np.floating)):
-        attr.f = float(value)
-    elif isinstance(value, str):
-        attr.s = value.encode()
-    elif isinstance(value, np.ndarray):
-        attr.t.CopyFrom(tensor_def(value))
-    elif isinstance(value, (list, tuple)):
-        if all(isinstance(v, str) for v in value) and value:
-            attr.list.s.extend(v.encode() for v in value)
-            attr.list.val_type = lv.VT_LIST_STRING
-        elif all(isinstance(v, float) for v in value) and value:
-            attr.list.f.extend(value)
-            attr.list.val_type = lv.VT_LIST_FLOAT
-        else:
-            attr.list.i.extend(int(v) for v in value)
-            attr.list.val_type = lv.VT_LIST_INT
-    else:
-        raise ExportError(f"cannot store attribute value {value!r} ({type(value).__name__}) in AIR")
-
-
-# ------------------------------------------------------------------ the emitter
-class Ref:
-    """One output of an emitted op: ``"<op>:<index>"`` plus its descriptor."""
-
-    def __init__(self, op, index, shape, dtype):
-        self.op, self.index, self.shape, self.dtype = op, index, tuple(shape), np.dtype(dtype)
-
-    def __str__(self):
-        return f"{self.op}:{self.index}"
-
-
-class Emitter:
-    """Walks an ``ir.Graph`` and builds its ``GraphDef``; rules call ``op``, ``const`` and ``ref``."""
-
-    def __init__(self, graph: ir.Graph):
-        self.graph = graph
-        self.gdef = ge_ir_pb2.GraphDef(name=graph.name)
-        self.refs = {}
-        self.producers = {o.name: n for n in graph.nodes for o in n.outputs}
-        self.uses = Counter(i for n in graph.nodes for i in n.inputs)
-        self.uses.update(o.name for o in graph.outputs)
-        self.scope = "Default"
-        self._ids = 0
-
-    # values
-    def ref(self, name) -> Ref:
-        if name not in self.refs:
-            raise ExportError(f"AIR export of {self.graph.name}: value {name!r} is used before it is defined")
-        return self.refs[name]
-
-    def producer(self, name):
-        """The ``ir.Node`` that computes value ``name`` (None for inputs, parameters, constants)."""
-        return self.producers.get(name)
-
-    def constant_value(self, name):
-        """The array of a captured constant, or None if ``name`` is computed or a parameter."""
-        return self.graph.constants.get(name)
-
-    # ops
-    def op(self, op_type, inputs, outputs, attrs=None, *, input_names=None, name=None):
-        """Append an op; ``outputs`` is a list of ``(shape, dtype)``; returns its output Refs."""
-        op = self.gdef.op.add()
-        op.name = name or f"{self.scope}/{op_type}-op{self._ids}"
-        op.type = op_type
-        op.id = self._ids
-        self._ids += 1
-        for r in inputs:
-            op.input.append(str(r))
-            op.input_desc.append(tensor_desc(r.shape, r.dtype))
-        for shape, dt in outputs:
-            op.output_desc.append(tensor_desc(shape, dt))
-        for key, value in (attrs or {}).items():
-            set_attr(op.attr[key], value)
-        if input_names:
-            set_attr(op.attr["_input_name_key"], list(input_names))
-            set_attr(op.attr["_input_name_value"], list(range(len(input_names))))
-        return [Ref(op.name, i, shape, dt) for i, (shape, dt) in enumerate(outputs)]
-
-    def const(self, array, name=None):
-        array = np.asarray(array)
-        (out,) = self.op("Const", [], [(array.shape, array.dtype)], {"value": array}, name=name)
-        return out
-
-    def ints(self, values, dtype=np.int64):
-        """A 1-d integer Const (shapes, axes, permutations)."""
-        return self.const(np.asarray(list(values), dtype))
-
-    # driving
-    def emit(self):
-        g = self.graph
-        for index, value in enumerate(g.inputs):
-            (r,) = self.op("Data", [], [(value.shape, value.dtype)], {"index": index}, name=value.name,
-                           input_names=["x"])
-            self.gdef.input.append(str(r))
-            self.refs[value.name] = r
-        for name, array in list(g.parameters.items()) + list(g.constants.items()):
-            self.refs[name] = self.const(array, name=name)
-        for node in g.nodes:
-            self.scope = "Default/" + node.source.replace(".", "/") if node.source else "Default"
-            outs = RULES[node.op](self, node)
-            for value, r in zip(node.outputs, outs):
-                if tuple(r.shape) != tuple(value.shape):
-                    raise ExportError(f"AIR rule for {node.op} made shape {r.shape}, expected {value.shape}")
-                self.refs[value.name] = r
-        self.scope = "Default"
-        results = [self.ref(v.name) for v in g.outputs]
-        self.op("NetOutput", results, [], name="NetOutput", input_names=[f"x{i}" for i in range(len(results))])
-        self.gdef.output.extend(str(r) for r in results)
-        self._prune()
-        return self.gdef
-
-    def _prune(self):
-        """Drop ops nothing reads (left by folding), keeping inputs and parameter Consts."""
-        keep = set(self.graph.parameters) | {v.name for v in self.graph.inputs}
-        live, kept = {"NetOutput"}, []
-        for op in reversed(self.gdef.op):
-            if op.name in live or op.name in keep:
-                kept.append(op)
-                live.update(i.rsplit(":", 1)[0] for i in op.input)
-        del self.gdef.op[:]
-        self.gdef.op.extend(reversed(kept))
-
-
 def _fail(node, why):
-    layer = node.source or "<top level>"
-    raise UnsupportedOpError(f"cannot export primitive {node.op} (in {layer}) to AIR: {why}")
+    """Refuse ``node``: a form of its primitive the graph engine has no op for (``rules.walk``
+    reports every refused node at once)."""
+    raise UnsupportedOpError(why)
 
 
 # ------------------------------------------------------------------ rules
@@ -419,32 +274,16 @@ def _reduce_window_max(em, node):
                   "ceil_mode": False}, input_names=["x"])
 
 
-def _copy(em, node):
-    return em.op("Identity", [em.ref(node.inputs[0])], [_out(node)], input_names=["x"])
-
-
-#: jaxpr primitive -> rule(emitter, node) -> output Refs
-RULES = {
-    "add": _add, "add_any": _binary("Add"), "sub": _binary("Sub"), "mul": _binary("Mul"), "div": _div,
-    "max": _max, "min": _binary("Minimum"), "pow": _binary("Pow"),
-    "gt": _binary("Greater"), "ge": _binary("GreaterEqual"), "lt": _binary("Less"),
-    "le": _binary("LessEqual"), "eq": _binary("Equal"), "ne": _binary("NotEqual"),
-    "and": _binary("LogicalAnd"), "or": _binary("LogicalOr"), "not": _unary("LogicalNot"),
-    "neg": _unary("Neg"), "exp": _unary("Exp"), "log": _unary("Log"), "tanh": _unary("Tanh"),
-    "logistic": _unary("Sigmoid"), "sqrt": _unary("Sqrt"), "rsqrt": _unary("Rsqrt"), "abs": _unary("Abs"),
-    "erf": _unary("Erf"), "sign": _unary("Sign"), "floor": _unary("Floor"), "ceil": _unary("Ceil"),
-    "sin": _unary("Sin"), "cos": _unary("Cos"), "log1p": _unary("Log1p"), "expm1": _unary("Expm1"),
-    "square": _unary("Square"), "integer_pow": _integer_pow, "exp2": _exp2, "is_finite": _unary("IsFinite"),
-    "copy": _copy, "copy_p": _copy, "stop_gradient": _copy,
+#: jaxpr primitive -> rule(emitter, node) -> output Refs; the primitives and GE op types are
+#: op_table.TABLE's AIR column
+RULES = rules_for("AIR", {"unary": _unary, "binary": _binary, "reduce": _reduce, "arg": _argminmax}, {
+    "add": _add, "div": _div, "max": _max, "integer_pow": _integer_pow, "exp2": _exp2,
     "reshape": _reshape, "squeeze": _reshape, "expand_dims": _reshape,
     "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose,
-    "reduce_sum": _reduce("ReduceSum"), "reduce_max": _reduce("ReduceMax"),
-    "reduce_min": _reduce("ReduceMin"), "reduce_prod": _reduce("ReduceProd"),
-    "argmax": _argminmax("ArgMaxV2"), "argmin": _argminmax("ArgMin"),
     "convert_element_type": _cast, "select_n": _select_n, "clamp": _clamp,
     "concatenate": _concatenate, "pad": _pad, "slice": _slice, "cumsum": _cumsum,
     "conv_general_dilated": _conv, "dot_general": _dot_general, "reduce_window_max": _reduce_window_max,
-}
+})
 
 
 # ------------------------------------------------------------------ entry points
@@ -452,7 +291,7 @@ def to_model(graph: ir.Graph) -> ge_ir_pb2.ModelDef:
     """The ``ModelDef`` for ``graph`` (what ``write`` serializes)."""
     check_supported(graph, RULES, "AIR")
     model = ge_ir_pb2.ModelDef(name=graph.name, version=1)
-    model.graph.append(Emitter(graph).emit())
+    model.graph.append(Emitter(graph, RULES).emit())
     # the model attributes ge::Model::Init sets
     for key, value in (("memory_size", 0), ("p2p_memory_size", 0), ("stream_num", 0), ("event_num", 0),
                        ("label_num", 0), ("weight_size", sum(a.nbytes for a in graph.parameters.values())),
