@@ -15,7 +15,8 @@ from __future__ import annotations
 import io
 import zlib
 from collections import OrderedDict
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 import numpy as np
 
@@ -371,7 +372,7 @@ def _read_exact(f, rec: Record, file) -> bytes:
 
 
 def read_records(f, end: int | None = None, *, select: Callable[[str], bool] | None = None,
-                 file=None, types: dict | None = None) -> "OrderedDict[str, np.ndarray | str]":
+                 file=None, types: dict | None = None) -> OrderedDict[str, np.ndarray | str]:
     """Decode the records in ``f[0:end]``; consecutive records with one tag are joined.
 
     ``select(name)`` picks which parameters to read; the others' bytes are never read.

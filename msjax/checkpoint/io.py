@@ -16,7 +16,7 @@ import sys
 import threading
 import traceback
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 from msjax.common.atomic import atomic_write
 from msjax.errors import CheckpointError
@@ -29,7 +29,8 @@ def _run_then(fn, path):
     try:
         fn()
     except Exception as err:  # noqa: BLE001 - the save itself succeeded; say what did not
-        warnings.warn(f"after the async save of {path}: {type(err).__name__}: {err}", RuntimeWarning)
+        warnings.warn(f"after the async save of {path}: {type(err).__name__}: {err}", RuntimeWarning,
+                      stacklevel=2)
 
 
 class AsyncSave:
@@ -128,8 +129,11 @@ def start_thread(path, job: Callable[[], None]) -> AsyncSave:
     def run():
         try:
             job()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller through the handle
+        except Exception as err:  # noqa: BLE001 - handed to the caller through the handle
             handle._finish(err)
+        except BaseException as err:  # SystemExit/KeyboardInterrupt: recorded, so .result() never hangs
+            handle._finish(err)
+            raise
         else:
             handle._finish()
 
@@ -159,15 +163,13 @@ def start_process(path, job: Callable[[], None]) -> AsyncSave:
         try:
             os.close(read_fd)
             job()
-        except BaseException as err:  # noqa: BLE001 - reported to the parent
+        except Exception as err:  # noqa: BLE001 - reported to the parent
             status = 1
-            try:
-                payload = pickle.dumps(err)
-            except Exception:  # noqa: BLE001
-                payload = pickle.dumps(CheckpointError(
-                    f"async save failed: {''.join(traceback.format_exception_only(err)).strip()}",
-                    file=path))
-            os.write(write_fd, payload)
+            _report(write_fd, err, path)
+        except BaseException as err:  # SystemExit/KeyboardInterrupt: reported, then re-raised into
+            status = 1                # the finally below, which ends the child (never the caller's code)
+            _report(write_fd, err, path)
+            raise
         finally:
             os.close(write_fd)
             os._exit(status)
@@ -193,6 +195,16 @@ def start_process(path, job: Callable[[], None]) -> AsyncSave:
         _pending[handle.path] = handle
     threading.Thread(target=watch, name=f"msjax-save-watch:{pid}", daemon=True).start()
     return handle
+
+
+def _report(write_fd, err, path):
+    """Send ``err`` (or, when it does not pickle, its text) to the parent through ``write_fd``."""
+    try:
+        payload = pickle.dumps(err)
+    except Exception:  # noqa: BLE001 - any error can fail to pickle, in any way; send its text
+        payload = pickle.dumps(CheckpointError(
+            f"async save failed: {''.join(traceback.format_exception_only(err)).strip()}", file=path))
+    os.write(write_fd, payload)
 
 
 def _wait_at_exit():
