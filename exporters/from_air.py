@@ -315,7 +315,7 @@ class AirGraph:
     def __call__(self, *inputs):
         if len(inputs) != len(self.inputs):
             raise ExportError(f"{self.file_name}: graph takes {len(self.inputs)} input(s), got {len(inputs)}")
-        arrays = [jnp.asarray(getattr(x, "asnumpy", lambda: x)()) for x in inputs]
+        arrays = [jnp.asarray(x.asnumpy() if hasattr(x, "asnumpy") else x) for x in inputs]
         return self._run(*arrays)
 
 

@@ -22,9 +22,11 @@ import os
 import re
 from collections import Counter
 
+import jax
 import numpy as np
 
 from .capture import capture, input_names
+from .op_table import column
 from .protofile import read_message, write_bytes
 from msjax._proto import anf_ir_pb2
 from msjax.common import dtype
@@ -44,23 +46,14 @@ ANF_DTYPE = {
     dtype.complex64: _DT.DT_COMPLEX64, dtype.complex128: _DT.DT_COMPLEX128,
 }
 
-#: jaxpr primitive -> MindSpore primitive name shown in the graph (unknown ones are CamelCased)
-OP_TYPES = {
-    "conv_general_dilated": "Conv2D", "dot_general": "MatMul", "add": "Add", "add_any": "AddN",
-    "sub": "Sub", "mul": "Mul", "div": "RealDiv", "max": "Maximum", "min": "Minimum", "pow": "Pow",
-    "neg": "Neg", "exp": "Exp", "log": "Log", "tanh": "Tanh", "logistic": "Sigmoid", "sqrt": "Sqrt",
-    "rsqrt": "Rsqrt", "abs": "Abs", "erf": "Erf", "sign": "Sign", "square": "Square", "integer_pow": "Pow",
-    "reduce_window_max": "MaxPool", "reduce_window_sum": "AvgPool", "reshape": "Reshape",
-    "squeeze": "Squeeze", "expand_dims": "ExpandDims", "broadcast_in_dim": "BroadcastTo",
-    "transpose": "Transpose", "reduce_sum": "ReduceSum", "reduce_max": "ReduceMax",
-    "reduce_min": "ReduceMin", "reduce_prod": "ReduceProd", "argmax": "Argmax", "argmin": "Argmin",
-    "convert_element_type": "Cast", "select_n": "Select", "clamp": "ClipByValue",
-    "concatenate": "Concat", "pad": "Pad", "slice": "StridedSlice", "dynamic_slice": "Slice",
-    "gather": "Gather", "scatter-add": "TensorScatterAdd", "iota": "Range", "cumsum": "CumSum",
-    "gt": "Greater", "ge": "GreaterEqual", "lt": "Less", "le": "LessEqual", "eq": "Equal",
-    "ne": "NotEqual", "and": "LogicalAnd", "or": "LogicalOr", "not": "LogicalNot",
-    "select_and_scatter_add": "MaxPoolGrad", "copy": "Depend", "copy_p": "Depend",
-}
+#: jaxpr primitive -> MindSpore primitive name shown in the graph (unknown ones are CamelCased):
+#: op_table.TABLE's graph.meta column
+OP_TYPES = {prim: name for prim, (_, name) in column("graph.meta").items()}
+
+#: what tracing a construct can raise when capture cannot follow it (Python control flow on a
+#: value, an op JAX cannot trace, an unexpected tracer): the train step then falls back one level
+_UNTRACEABLE = (TypeError, ValueError, RuntimeError, AttributeError, LookupError, ArithmeticError,
+                AssertionError, jax.errors.InconclusiveDimensionOperation)
 
 
 #: jaxpr params shown as node attributes (ints or tuples of ints, nested tuples flattened)
@@ -163,7 +156,7 @@ def _capture_train(network, inputs):
         target = _WithState(cell) if hasattr(cell, "optimizer") else cell
         try:
             return capture(target, *inputs), cell, prefixes
-        except Exception as exc:         # a construct capture cannot trace: fall back one level
+        except _UNTRACEABLE as exc:      # a construct capture cannot trace: fall back one level
             errors.append(f"{type(cell).__name__}: {exc}")
         nxt = getattr(cell, "network", None)
         if nxt is None:
@@ -177,7 +170,7 @@ def _scopes(cell, prefixes):
     """dotted cell path -> MindSpore scope ("Default/network-WithLossCell/_backbone-LeNet5/conv1-Conv2d")."""
     base = "/".join(["Default", *prefixes])
     table = {"": base}
-    for path, sub in cell.cells_and_names():
+    for path, _ in cell.cells_and_names():
         if not path:
             continue
         parts, node = [], cell
