@@ -1,4 +1,4 @@
-"""Atomic saves, async handles, and the pytree-path <-> dotted-name layer."""
+"""Atomic saves and async handles (the pytree-path <-> dotted-name layer: test_names.py)."""
 import os
 import subprocess
 import sys
@@ -6,15 +6,11 @@ import textwrap
 
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
-from flax import nnx
 
 import msjax
-from msjax.checkpoint import codec, names
-from msjax.common.tensor import Parameter
-from msjax.errors import CheckpointError, CheckpointWriteError, ParameterLoadError
-from msjax.nn.cell import Cell
+from msjax.checkpoint import codec
+from msjax.errors import CheckpointError, CheckpointWriteError
 
 
 def _save(path, value, **kwargs):
@@ -145,53 +141,6 @@ def test_convert_between_ckpt_and_safetensors(fixtures_dir, tmp_path):
     msjax.safetensors_to_ckpt(str(fixtures_dir / "lenet5.safetensors"), save_path=str(tmp_path))
     back = msjax.load_checkpoint(str(tmp_path / "lenet5.ckpt"))
     assert sorted(back) == sorted(msjax.load_checkpoint(str(fixtures_dir / "lenet5.ckpt")))
-
-
-# ----------------------------------------------------------------------------- names
-
-class Block(Cell):
-    def __init__(self):
-        super().__init__()
-        self.weight = Parameter(np.ones((2, 3), np.float32))
-        self.bias = Parameter(np.zeros(2, np.float32))
-
-
-class Model(Cell):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = Block()
-        self.layer1 = Block()
-
-
-def test_nnx_state_paths_map_to_parameter_names_and_back():
-    model = Model()
-    state = nnx.state(model)
-    flat = names.flatten(state)
-    assert set(flat) == set(model.parameters_dict())
-    doubled = {k: np.asarray(v) * 2 for k, v in flat.items()}
-    new_state = names.unflatten(doubled, state)
-    nnx.update(model, new_state)
-    np.testing.assert_array_equal(model.conv1.weight.get_value(), np.full((2, 3), 2.0))
-    assert names.flatten(names.unflatten(flat, state)).keys() == flat.keys()
-
-
-def test_optax_momentum_state_gets_mindspore_names():
-    params = {"fc": {"weight": jnp.ones(2), "bias": jnp.zeros(1)}}
-    tx = optax.chain(optax.identity(), optax.identity(), optax.trace(decay=0.9), optax.scale(-0.01))
-    flat = names.flatten(tx.init(params), renames=names.MOMENTUM_RENAMES)
-    assert list(flat) == ["moments.fc.bias", "moments.fc.weight"]
-    assert names.path_to_name(names.name_to_path("moments.fc.bias", tx.init(params),
-                                                 renames=names.MOMENTUM_RENAMES),
-                              renames=names.MOMENTUM_RENAMES) == "moments.fc.bias"
-
-
-def test_unflatten_reports_every_mismatch_and_flatten_refuses_collisions():
-    like = {"a": np.zeros(1), "b": {"c": np.zeros(1)}}
-    with pytest.raises(ParameterLoadError, match=r"missing \['b.c'\].*unexpected \['x'\]"):
-        names.unflatten({"a": 1, "x": 2}, like)
-    with pytest.raises(ParameterLoadError, match="two leaves"):
-        names.flatten({"a.b": 1, "a": {"b": 2}})
-    assert names.flatten([{"w": 1}, {"w": 2}], prefix="net.") == {"net.0.w": 1, "net.1.w": 2}
 
 
 def test_checkpoint_error_carries_the_file():

@@ -123,11 +123,29 @@ def test_momentum_state_names_and_table():
                      "moments.fc.weight", "moments.bn.gamma", "moments.fc.bias"]
     assert opt.global_step.dtype == msjax.int32 and opt.global_step.shape == (1,)
     assert opt.learning_rate.shape == () and opt.momentum.shape == ()
-    assert opt.state_names() == {"[2].trace[0]": "moments.fc.weight", "[2].trace[1]": "moments.bn.gamma",
-                                 "[2].trace[2]": "moments.fc.bias"}
+    assert opt.state_names() == {"moments.trace.0": "moments.fc.weight", "moments.trace.1": "moments.bn.gamma",
+                                 "moments.trace.2": "moments.fc.bias"}
     assert all(not m.asnumpy().any() for m in opt.moments)
     sgd = nn.SGD(ps, 0.1, momentum=0.9)
     assert set(sgd.state_names().values()) == {f"{k}.{p.name}" for k in ("accum", "stat") for p in ps}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_state_is_named_by_the_one_table_not_by_chain_position(case):
+    """STATE_TABLE renames each named optax state field to MindSpore's prefix (checkpoint.names'
+    rule); the names do not move when the chain gains a step (loss_scale, weight decay)."""
+    from msjax.checkpoint.names import path_to_name
+
+    opt = eval(CASES[case], {"nn": nn, "ps": _params()})
+    got = opt.state_names()
+    assert len(got) == len(opt.STATE_TABLE) * len(opt.parameters)
+    for leaf, ms_name in got.items():
+        field, _, index = leaf.rpartition(".")
+        param = opt.parameters[int(index)]
+        assert path_to_name((*field.split("."), param.name), renames=opt.STATE_TABLE) == ms_name
+        assert ms_name in opt.parameters_dict()
+    plain = eval(CASES[case].replace(", loss_scale=2.0", ""), {"nn": nn, "ps": _params()})
+    assert plain.state_names() == got
 
 
 def test_optimizer_shares_the_networks_parameters():

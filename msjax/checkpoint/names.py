@@ -1,13 +1,14 @@
 """Pytree key paths <-> MindSpore dotted names: one pure, invertible mapping with a rename table.
 
 A leaf's path (nnx State keys, optax state fields, dict keys, sequence indices) becomes its parts
-joined by "."; a rename table rewrites a leading run of parts (optax's ``[2].trace`` of Momentum's
-chain -> ``moments``). ``unflatten`` inverts ``flatten`` against a template tree of the same
-structure, and reports every missing and unexpected name at once.
+joined by "."; a rename table rewrites a leading run of parts (the ``moments`` transform's
+``trace`` field in Momentum's named optax chain -> ``moments``). Each optimizer keeps its table as
+``STATE_TABLE`` (``msjax.nn.optim``), the only copy. ``unflatten`` inverts ``flatten`` against a
+template tree of the same structure, and reports every missing and unexpected name at once.
 
 >>> flatten({"fc": {"weight": 1, "bias": 2}})
 OrderedDict([('fc.bias', 2), ('fc.weight', 1)])
->>> flatten(opt_state, renames={"[2].trace": "moments"})        # -> "moments.fc.weight", ...
+>>> flatten(opt_state, renames=nn.Momentum.STATE_TABLE)         # -> "moments.fc.weight", ...
 """
 from __future__ import annotations
 
@@ -19,10 +20,6 @@ from flax import nnx
 
 from msjax.errors import ParameterLoadError
 
-#: MindSpore's optimizer state names by optax chain position (see msjax.nn.optim)
-MOMENTUM_RENAMES = {"[2].trace": "moments"}
-
-
 def key_str(key) -> str:
     """One pytree key as a name part: DictKey 'fc' -> 'fc', SequenceKey 0 -> '0', attr -> name."""
     for attr in ("key", "name", "idx"):
@@ -32,7 +29,7 @@ def key_str(key) -> str:
 
 
 def _canon(path: str) -> tuple[str, ...]:
-    """Split a rename-table key ('[2].trace', "['fc'].weight", '2.trace') into parts."""
+    """Split a rename-table key ('moments.trace', "['fc'].weight", '[2].trace') into parts."""
     path = re.sub(r"\[['\"]?([^\]'\"]*)['\"]?\]", r".\1", path)
     return tuple(p for p in path.split(".") if p)
 
@@ -61,7 +58,7 @@ def _value(leaf):
     return leaf.get_value() if isinstance(leaf, nnx.Variable) else leaf
 
 
-def flatten(tree, prefix: str = "", renames=None) -> "OrderedDict[str, object]":
+def flatten(tree, prefix: str = "", renames=None) -> OrderedDict[str, object]:
     """``OrderedDict`` name -> leaf value (nnx Variables are unwrapped), in pytree order.
 
     Raises ParameterLoadError if two paths map to one name (the mapping must stay invertible).

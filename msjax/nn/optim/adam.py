@@ -16,8 +16,7 @@ import numpy as np
 import optax
 
 from msjax.common.tensor import Parameter
-from msjax.nn.optim.optimizer import (Optimizer, add_decayed_weights_per_param,
-                                      scale_by_learning_rate_per_param)
+from msjax.nn.optim.optimizer import Optimizer
 
 __all__ = ["Adam"]
 
@@ -51,7 +50,8 @@ class Adam(Optimizer):
     """``Adam(params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, use_locking=False,
     use_nesterov=False, weight_decay=0.0, loss_scale=1.0, use_amsgrad=False)`` (amsgrad unsupported)."""
 
-    STATE_TABLE = {"[2].mu": "moment1", "[2].nu": "moment2"}
+    #: the named optax state that holds MindSpore's per-parameter state -> its name (``moment1.<param>``, ...)
+    STATE_TABLE = {"adam.mu": "moment1", "adam.nu": "moment2"}
 
     def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, use_locking=False,
                  use_nesterov=False, weight_decay=0.0, loss_scale=1.0, use_amsgrad=False, **kwargs):
@@ -76,10 +76,6 @@ class Adam(Optimizer):
         return super().construct(gradients)
 
     def _transform(self, lr):
-        return optax.chain(
-            add_decayed_weights_per_param(self._weight_decays),
-            optax.scale(1.0 / self.loss_scale) if self.loss_scale != 1.0 else optax.identity(),
-            _adam_op(self.beta1, self.beta2, self.eps, jnp.asarray(self.beta1_power.get_value()),
-                     jnp.asarray(self.beta2_power.get_value()), self.use_nesterov),
-            scale_by_learning_rate_per_param(lr),
-        )
+        return self._chain(lr, "adam", _adam_op(self.beta1, self.beta2, self.eps,
+                                             jnp.asarray(self.beta1_power.get_value()),
+                                             jnp.asarray(self.beta2_power.get_value()), self.use_nesterov))

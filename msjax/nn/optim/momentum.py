@@ -16,8 +16,7 @@ import numpy as np
 import optax
 
 from msjax.common.tensor import Parameter
-from msjax.nn.optim.optimizer import (Optimizer, add_decayed_weights_per_param,
-                                      scale_by_learning_rate_per_param)
+from msjax.nn.optim.optimizer import Optimizer
 
 __all__ = ["Momentum"]
 
@@ -25,8 +24,8 @@ __all__ = ["Momentum"]
 class Momentum(Optimizer):
     """``Momentum(params, learning_rate, momentum, weight_decay=0.0, loss_scale=1.0, use_nesterov=False)``."""
 
-    #: optax chain: decay -> 1/loss_scale -> trace (the moments) -> -lr
-    STATE_TABLE = {"[2].trace": "moments"}
+    #: the named optax state that holds MindSpore's per-parameter state -> its name (``moments.<param>``)
+    STATE_TABLE = {"moments.trace": "moments"}
 
     def __init__(self, params, learning_rate, momentum, weight_decay=0.0, loss_scale=1.0, use_nesterov=False):
         super().__init__(learning_rate, params, weight_decay, loss_scale)
@@ -41,9 +40,5 @@ class Momentum(Optimizer):
         self.moments = self._clone_state("moments", "zeros")
 
     def _transform(self, lr):
-        return optax.chain(
-            add_decayed_weights_per_param(self._weight_decays),
-            optax.scale(1.0 / self.loss_scale) if self.loss_scale != 1.0 else optax.identity(),
-            optax.trace(decay=jnp.asarray(self.momentum.get_value()), nesterov=self.use_nesterov),
-            scale_by_learning_rate_per_param(lr),
-        )
+        return self._chain(lr, "moments", optax.trace(decay=jnp.asarray(self.momentum.get_value()),
+                                                   nesterov=self.use_nesterov))

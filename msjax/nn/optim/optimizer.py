@@ -4,8 +4,12 @@ An optimizer is a Cell. It holds MindSpore's state Parameters under MindSpore's 
 (``global_step`` Int32 [1], ``learning_rate`` Float32 [], per-parameter state such as
 ``moments.<param name>``), so a checkpoint of the optimizer, or of a ``TrainOneStepCell`` holding
 it, lists what MindSpore lists. Each step (``construct(gradients)``) it builds the optax state
-from those Parameters through ``STATE_TABLE`` (optax state key path -> Parameter list), runs
-``tx.update``, and writes parameters and state back.
+from those Parameters through ``STATE_TABLE``, runs ``tx.update``, and writes parameters and state
+back. The chain is an ``optax.named_chain`` (``weight_decay``, ``loss_scale``, the optimizer's own
+rule, ``learning_rate``), so ``STATE_TABLE`` names state by what it is (Momentum's
+``{"moments.trace": "moments"}``: optax's ``moments`` TraceState field ``trace`` -> MindSpore's
+``moments.<param name>``), never by chain position; it is the one rename table for that state, a
+``msjax.checkpoint.names`` rename table (``names.flatten(state, renames=Momentum.STATE_TABLE)``).
 
 >>> opt = Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)
 >>> [name for name, _ in opt.parameters_and_names()][:2]
@@ -21,6 +25,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from msjax.checkpoint.names import path_to_name
 from msjax.common.tensor import Parameter, Tensor
 from msjax.nn.cell import Cell
 from msjax.nn.optim.learning_rate_schedule import LearningRateSchedule
@@ -64,8 +69,9 @@ def scale_by_learning_rate_per_param(lrs):
 class Optimizer(Cell):
     """Base class: ``Optimizer(learning_rate, parameters, weight_decay=0.0, loss_scale=1.0)``.
 
-    Subclasses set ``STATE_TABLE`` (optax key path of a per-parameter tuple -> attribute holding
-    the matching Parameters) and define ``_transform(lr)`` returning the optax chain.
+    Subclasses set ``STATE_TABLE`` (the dotted name of a named optax state field holding one leaf
+    per parameter -> the attribute holding the matching Parameters, which is MindSpore's name
+    prefix) and define ``_transform(lr)``, usually ``self._chain(lr, name, transform)``.
     """
 
     STATE_TABLE: dict = {}
@@ -228,18 +234,30 @@ class Optimizer(Cell):
     def _transform(self, lr):
         raise NotImplementedError(f"{type(self).__name__} must define _transform(lr)")
 
+    def _chain(self, lr, name, rule):
+        """MindSpore's step as a named optax chain: weight decay, 1/loss_scale, ``rule``, -lr."""
+        steps = [("weight_decay", add_decayed_weights_per_param(self._weight_decays))]
+        if self.loss_scale != 1.0:
+            steps.append(("loss_scale", optax.scale(1.0 / self.loss_scale)))
+        steps += [(name, rule), ("learning_rate", scale_by_learning_rate_per_param(lr))]
+        return optax.named_chain(*steps)
+
     def state_names(self):
-        """``{optax state key path: MindSpore name}`` for every per-parameter state leaf."""
+        """``{optax state leaf's dotted path: MindSpore name}`` for every per-parameter state leaf.
+
+        >>> nn.Momentum(net.trainable_params(), 0.1, 0.9).state_names()["moments.trace.0"]  # doctest: +SKIP
+        'moments.fc1.weight'
+        """
         template = self._transform(jnp.float32(0)).init(tuple(p.get_value() for p in self.parameters))
-        return {jax.tree_util.keystr(path): self._state_param(path).name
+        return {path_to_name(path): self._state_param(path).name
                 for path, _ in jax.tree_util.tree_flatten_with_path(template)[0]}
 
     def _state_param(self, path):
-        prefix, index = jax.tree_util.keystr(tuple(path[:-1])), path[-1]
-        if prefix not in self.STATE_TABLE or not isinstance(index, jax.tree_util.SequenceKey):
-            raise KeyError(f"{type(self).__name__}: optax state leaf {jax.tree_util.keystr(tuple(path))} has no "
-                           f"MindSpore name in STATE_TABLE {self.STATE_TABLE}")
-        return getattr(self, self.STATE_TABLE[prefix])[index.idx]
+        field, index = path_to_name(path[:-1]), path[-1]
+        if field not in self.STATE_TABLE or not isinstance(index, jax.tree_util.SequenceKey):
+            raise KeyError(f"{type(self).__name__}: optax state leaf {path_to_name(path)} has no MindSpore "
+                           f"name in STATE_TABLE {self.STATE_TABLE}")
+        return getattr(self, self.STATE_TABLE[field])[index.idx]
 
     def construct(self, gradients):
         params = tuple(p.get_value() for p in self.parameters)

@@ -16,8 +16,7 @@ import numpy as np
 import optax
 
 from msjax.common.tensor import Parameter
-from msjax.nn.optim.optimizer import (Optimizer, add_decayed_weights_per_param,
-                                      scale_by_learning_rate_per_param)
+from msjax.nn.optim.optimizer import Optimizer
 
 __all__ = ["SGD"]
 
@@ -49,7 +48,8 @@ def _sgd_op(momentum, dampening, nesterov):
 class SGD(Optimizer):
     """``SGD(params, learning_rate=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, loss_scale=1.0)``."""
 
-    STATE_TABLE = {"[2].accum": "accum", "[2].stat": "stat"}
+    #: the named optax state that holds MindSpore's per-parameter state -> its name (``accum.<param>``, ...)
+    STATE_TABLE = {"sgd.accum": "accum", "sgd.stat": "stat"}
 
     def __init__(self, params, learning_rate=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                  loss_scale=1.0):
@@ -71,9 +71,4 @@ class SGD(Optimizer):
         self.stat = self._clone_state("stat", "ones")
 
     def _transform(self, lr):
-        return optax.chain(
-            add_decayed_weights_per_param(self._weight_decays),
-            optax.scale(1.0 / self.loss_scale) if self.loss_scale != 1.0 else optax.identity(),
-            _sgd_op(jnp.asarray(self.momentum.get_value()), self.dampening, self.nesterov),
-            scale_by_learning_rate_per_param(lr),
-        )
+        return self._chain(lr, "sgd", _sgd_op(jnp.asarray(self.momentum.get_value()), self.dampening, self.nesterov))
