@@ -182,3 +182,23 @@ def test_bad_params_and_groups():
         nn.Momentum([{"params": ps}, {"params": ps[:1]}], 0.1, 0.9)
     with pytest.raises(ValueError, match="nesterov"):
         nn.SGD(ps, 0.1, momentum=0.0, nesterov=True)
+
+
+def test_momentum_resumes_from_mindspores_training_checkpoint(fixtures_dir):
+    """MindSpore 2.10's own lenet-2_4.ckpt (weights, moments.*, global_step) loads strictly into
+    Momentum over msjax's LeNet5, and the next step uses the loaded moments: the named optax
+    state reads and writes the same Parameters the old chain positions did."""
+    from msjax.models import LeNet5
+
+    train = msjax.load_checkpoint(str(fixtures_dir / "train" / "lenet-2_4.ckpt"))
+    opt = nn.Momentum(LeNet5().trainable_params(), 0.5, 0.5)
+    assert msjax.load_param_into_net(opt, train, strict_load=True) == ([], [])
+    grads = [np.full(p.shape, 0.25, np.float32) for p in opt.parameters]
+    opt(tuple(Tensor(g) for g in grads))
+    lr, momentum = float(train["learning_rate"].asnumpy()), float(train["momentum"].asnumpy())
+    for p, m, g in zip(opt.parameters, opt.moments, grads):
+        moments = momentum * train[m.name].asnumpy() + g
+        np.testing.assert_allclose(m.asnumpy(), moments, rtol=1e-6, atol=1e-7, err_msg=m.name)
+        np.testing.assert_allclose(p.asnumpy(), train[p.name].asnumpy() - lr * moments, rtol=1e-5,
+                                   atol=1e-6, err_msg=p.name)
+    assert int(opt.global_step.asnumpy()[0]) == int(train["global_step"].asnumpy()[0]) + 1
