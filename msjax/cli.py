@@ -13,14 +13,16 @@ import sys
 
 import numpy as np
 
+from msjax.common.formats import CHECKPOINT_FORMATS, CIPHER_MODES, EXPORT_FORMATS
 from msjax.errors import MsjaxError
 
 
 def _format_of(path):
-    return "safetensors" if str(path).endswith(".safetensors") else "ckpt"
+    """The checkpoint format named by ``path``'s suffix (".safetensors"), else "ckpt"."""
+    return next((f for f in CHECKPOINT_FORMATS if str(path).endswith("." + f)), CHECKPOINT_FORMATS[0])
 
 
-def _load(path, dec_key=None, dec_mode="AES-GCM"):
+def _load(path, dec_key=None, dec_mode=CIPHER_MODES[0]):
     from msjax.checkpoint import load_checkpoint
 
     key = dec_key.encode() if dec_key else None
@@ -94,7 +96,7 @@ def build_parser():
     p = sub.add_parser("inspect", help="list a checkpoint's names, shapes and dtypes in file order")
     p.add_argument("file")
     p.add_argument("--dec-key", help="key of an encrypted checkpoint (text)")
-    p.add_argument("--dec-mode", default="AES-GCM", choices=["AES-GCM", "AES-CBC", "SM4-CBC"])
+    p.add_argument("--dec-mode", default=CIPHER_MODES[0], choices=CIPHER_MODES)
     p.set_defaults(run=_inspect)
     p = sub.add_parser("diff", help="compare two checkpoints entry by entry (exit 1 if they differ)")
     p.add_argument("a")
@@ -109,7 +111,7 @@ def build_parser():
     p.add_argument("file_name")
     p.add_argument("--ckpt", help="weights to load first (strict)")
     p.add_argument("--input-shape", required=True, help="e.g. 1,1,32,32")
-    p.add_argument("--format", default="MINDIR", choices=["MINDIR", "AIR", "ONNX", "GEIR"])
+    p.add_argument("--format", default="MINDIR", choices=EXPORT_FORMATS)
     p.set_defaults(run=_export)
     return parser
 

@@ -28,6 +28,7 @@ from flax import nnx
 from msjax import context
 from msjax.common.parameter import assign_value
 from msjax.common.tensor import Parameter, Tensor, unwrap
+from msjax.nn._cell_flags import CellFlags
 
 #: traces per Cell class name; a test reads it to prove one trace per input signature
 TRACE_COUNTS: collections.Counter = collections.Counter()
@@ -222,7 +223,7 @@ class _ParamMap(collections.abc.Mapping):
         return "{" + ", ".join(f"{p!r}: {p!r}" for p in self._params.values()) + "}"
 
 
-class Cell(nnx.Module):
+class Cell(CellFlags, nnx.Module):
     """Base class of every network: override ``construct``; call the cell to run it.
 
     >>> class Net(Cell):
@@ -238,6 +239,8 @@ class Cell(nnx.Module):
     def __init__(self, auto_prefix=True, flags=None):
         object.__setattr__(self, "_auto_prefix", auto_prefix)
         self.training = False
+        if flags:
+            self.add_flags(**flags)
 
     # ---------------------------------------------------------------- naming
     def __setattr__(self, name, value):

@@ -12,11 +12,10 @@ its ``eval_network``. The loop calls callbacks with MindSpore's protocol and ``c
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from msjax.common.tensor import Tensor
+from msjax.common.warn_once import warn_ignored
 from msjax.nn.cell import Cell
 from msjax.nn.optim.optimizer import Optimizer
 from msjax.nn.wrap import TrainOneStepCell, WithEvalCell, WithLossCell
@@ -61,11 +60,33 @@ def _iterate(dataset):
         yield tuple(item) if isinstance(item, (tuple, list)) else (item,)
 
 
+def _check_sink(owner, dataset_sink_mode, sink_size=-1):
+    if dataset_sink_mode:
+        warn_ignored(owner, "dataset_sink_mode=True", "msjax does not sink datasets; it runs step by step, "
+                     "as MindSpore does on CPU", stacklevel=4)
+        if sink_size != -1:
+            warn_ignored(owner, f"sink_size={sink_size!r}", "without sinking every epoch is the whole dataset",
+                         stacklevel=4)
+
+
 class Model:
-    """``Model(network, loss_fn=None, optimizer=None, metrics=None, eval_network=None, eval_indexes=None)``."""
+    """``Model(network, loss_fn=None, optimizer=None, metrics=None, eval_network=None, eval_indexes=None,
+    amp_level="O0", boost_level="O0", **kwargs)``.
+
+    msjax trains in the network's own dtypes: ``amp_level`` other than "O0" (mixed precision),
+    ``boost_level`` other than "O0" and MindSpore's other keyword options (``loss_scale_manager``,
+    ``keep_batchnorm_fp32``, ...) are accepted and warn once that they are ignored.
+    """
 
     def __init__(self, network, loss_fn=None, optimizer=None, metrics=None, eval_network=None, eval_indexes=None,
                  amp_level="O0", boost_level="O0", **kwargs):
+        if amp_level != "O0":
+            warn_ignored("Model", f"amp_level={amp_level!r}", "msjax has no automatic mixed precision; the "
+                         "network trains in its own dtypes (cast it, e.g. to_float, for lower precision)")
+        if boost_level != "O0":
+            warn_ignored("Model", f"boost_level={boost_level!r}", "msjax has no boost modes; training is unchanged")
+        for name in kwargs:       # MindSpore's Model takes **kwargs too (loss_scale_manager, ...)
+            warn_ignored("Model", f"{name}=", "msjax does not implement this Model option")
         if not isinstance(network, Cell):
             raise TypeError(f"Model: 'network' must be a Cell, got {type(network).__name__}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -112,14 +133,16 @@ class Model:
 
     # ------------------------------------------------------------------ train
     def train(self, epoch, train_dataset, callbacks=None, dataset_sink_mode=False, sink_size=-1, initial_epoch=0):
-        """Train ``epoch - initial_epoch`` epochs over ``train_dataset``, calling ``callbacks``."""
+        """Train ``epoch - initial_epoch`` epochs over ``train_dataset``, calling ``callbacks``.
+
+        msjax does not sink datasets: ``dataset_sink_mode=True`` warns once and trains step by step
+        over whole epochs, so ``sink_size`` (which MindSpore reads only when sinking) is ignored
+        too, with a warning once when it is set while sinking."""
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch <= 0:
             raise ValueError(f"Model.train: 'epoch' must be a positive int, got {epoch!r}")
         if not isinstance(initial_epoch, int) or not 0 <= initial_epoch < epoch:
             raise ValueError(f"Model.train: 'initial_epoch' must be an int in [0, epoch), got {initial_epoch!r}")
-        if dataset_sink_mode:
-            warnings.warn("Model.train: dataset_sink_mode=True is not supported by msjax; training without sinking, "
-                          "as MindSpore does on CPU", UserWarning, stacklevel=2)
+        _check_sink("Model.train", dataset_sink_mode, sink_size)
         cb_list = callbacks if isinstance(callbacks, (list, tuple)) else ([] if callbacks is None else [callbacks])
         saver = next((cb for cb in cb_list if isinstance(cb, ModelCheckpoint) and cb._config.exception_save), None)
         if saver is None:
@@ -178,7 +201,9 @@ class Model:
 
     # ------------------------------------------------------------------ eval / predict
     def eval(self, valid_dataset, callbacks=None, dataset_sink_mode=False):
-        """Run the eval network over ``valid_dataset``; return ``{metric name: value}``."""
+        """Run the eval network over ``valid_dataset``; return ``{metric name: value}``
+        (``dataset_sink_mode=True`` warns once: msjax evaluates step by step, the same values)."""
+        _check_sink("Model.eval", dataset_sink_mode)
         if self._eval_network is None:
             raise ValueError("Model.eval needs a loss_fn or an eval_network; build Model(net, loss_fn, ..., metrics=...)")
         if not self._metric_fns:
@@ -226,8 +251,12 @@ class Model:
             else:
                 metric.update(outputs[self._eval_indexes[1]], outputs[self._eval_indexes[2]])
 
-    def predict(self, *predict_data, backend=None):
-        """Run the network in inference mode on ``predict_data``."""
+    def predict(self, *predict_data, backend=None, config=None):
+        """Run the network in inference mode on ``predict_data``. ``backend`` and ``config`` choose
+        MindSpore Lite for inference; msjax has one backend, so they warn once when given."""
+        if backend is not None or config is not None:
+            warn_ignored("Model.predict", "backend=" if backend is not None else "config=",
+                         "msjax runs the network itself (no MindSpore Lite backend)")
         self._predict_network.set_train(False)
         data = tuple(Tensor(x) if isinstance(x, np.ndarray) else x for x in predict_data)
         return self._predict_network(*data)
