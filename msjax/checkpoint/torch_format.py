@@ -26,13 +26,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+# the unpickler's limits, importable here as before (set them on torch_pickle to change them)
 from msjax.checkpoint.torch_pickle import (COPY_FACTOR, MAX_PICKLE_MARKS, OBJECT_FACTOR,  # noqa: F401
                                            StateDictUnpickler)
 from msjax.checkpoint.torch_zip import ZIP_ERRORS, archive_root, open_archive, read_entry
 from msjax.common.untrusted import reading
 from msjax.errors import CheckpointError
 
-__all__ = ["read_torch_state_dict", "sniff", "torch_to_mindspore_names", "convert_torch_checkpoint"]
+__all__ = ["read_torch_state_dict", "sniff", "torch_to_mindspore_names", "names_of_net", "convert_torch_checkpoint"]
 
 #: the no-network heuristic's suffix renames for normalisation layers (which layers those are:
 #: ``torch_to_mindspore_names``); the same as msjax's BatchNorm declares in ``TORCH_NAMES``
