@@ -92,3 +92,26 @@ def test_cli_choices_are_the_tables():
     assert tuple(choices["format"]) == formats.EXPORT_FORMATS
     assert tuple(choices["dec_mode"]) == formats.CIPHER_MODES
     assert set(formats.EXPORT_FORMATS) == {"MINDIR", "AIR", "ONNX", "GEIR"}
+
+
+def test_dataset_hints_are_accepted_and_result_changing_options_warn_once():
+    from msjax import dataset
+
+    rows = {"x": np.arange(4, dtype=np.float32)}
+    plain = [r[0].tolist() for r in dataset.NumpySlicesDataset(rows, shuffle=False).batch(2)]
+    hinted = dataset.NumpySlicesDataset(rows, shuffle=False, num_parallel_workers=4).map(
+        lambda x: x, num_parallel_workers=3, python_multiprocessing=True).batch(2, num_parallel_workers=2)
+    assert [r[0].tolist() for r in hinted] == plain
+    with pytest.raises(TypeError):
+        dataset.NumpySlicesDataset(rows).map(lambda x: x, no_such_option=1)
+
+    class Source:
+        def __getitem__(self, i):
+            return (np.array(i, np.int64),)
+
+        def __len__(self):
+            return 2
+
+    first = _caught(lambda: dataset.GeneratorDataset(Source(), ["x"], column_types=[np.int32]))
+    assert len(first) == 1 and "column_types=" in first[0]
+    assert _caught(lambda: dataset.GeneratorDataset(Source(), ["x"], column_types=[np.int32])) == []

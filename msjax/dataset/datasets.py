@@ -83,7 +83,11 @@ class Dataset:
 
     # ---- operations ----------------------------------------------------------------------
     def batch(self, batch_size, drop_remainder=False, num_parallel_workers=None, **kwargs):
-        """Stack ``batch_size`` consecutive rows into one (a smaller last batch unless dropped)."""
+        """Stack ``batch_size`` consecutive rows into one (a smaller last batch unless dropped).
+
+        ``num_parallel_workers`` (and ``python_multiprocessing``/``max_rowsize`` among MindSpore's
+        keyword options) are performance hints: accepted, and the rows are the same with any
+        value, since msjax batches in the calling thread."""
         return OPERATIONS["batch"](self, batch_size, drop_remainder, **kwargs)
 
     def shuffle(self, buffer_size):
@@ -92,8 +96,12 @@ class Dataset:
 
     def map(self, operations, input_columns=None, output_columns=None, num_parallel_workers=None,
             python_multiprocessing=False, **kwargs):
-        """Apply ``operations`` (a callable or a list, in order) to ``input_columns`` of each row."""
-        return OPERATIONS["map"](self, operations, input_columns, output_columns, **kwargs)
+        """Apply ``operations`` (a callable or a list, in order) to ``input_columns`` of each row.
+
+        ``num_parallel_workers`` and ``python_multiprocessing`` are performance hints: accepted, and
+        the rows are the same with any value, since msjax maps in the calling thread."""
+        return OPERATIONS["map"](self, operations, input_columns, output_columns,
+                                 python_multiprocessing=python_multiprocessing, **kwargs)
 
     def repeat(self, count=None):
         """Repeat the dataset ``count`` times (None or -1: forever)."""

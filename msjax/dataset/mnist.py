@@ -91,6 +91,7 @@ class MnistDataset(ArraySource):
 
     def __init__(self, dataset_dir, usage=None, num_samples=None, num_parallel_workers=None, shuffle=None,
                  sampler=None, num_shards=None, shard_id=None, cache=None):
+        """``num_parallel_workers`` and ``cache`` are performance hints (the rows are the same)."""
         usage = "all" if usage is None else usage
         if usage not in _ORDER:
             raise ValueError(f"MnistDataset: usage must be 'train', 'test' or 'all', got {usage!r}")

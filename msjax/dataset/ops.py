@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from msjax.common.warn_once import warn_ignored
 from msjax.dataset import config
 from msjax.dataset.datasets import Dataset, operation
 from msjax.dataset.iterators import _columns
@@ -92,8 +93,14 @@ class ShuffleDataset(Dataset):
 
 @operation("map")
 class MapDataset(Dataset):
-    def __init__(self, child, operations, input_columns=None, output_columns=None, **kwargs):
+    def __init__(self, child, operations, input_columns=None, output_columns=None, *, python_multiprocessing=False,
+                 max_rowsize=None, cache=None, callbacks=None, offload=None):
+        """MindSpore's ``map`` options: ``python_multiprocessing``, ``max_rowsize``, ``cache`` and
+        ``offload`` are performance hints (the rows are the same); ``callbacks`` (DSCallback) warn
+        once, since msjax calls none."""
         super().__init__([child])
+        if callbacks is not None:
+            warn_ignored("Dataset.map", "callbacks=", "msjax datasets call no DSCallback")
         ops = list(operations) if isinstance(operations, (list, tuple)) else [operations]
         for op in ops:
             if not callable(op):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from msjax.common.warn_once import warn_ignored
 from msjax.dataset.datasets import ArraySource, Dataset, SourceDataset
 from msjax.errors import DatasetError
 
@@ -43,6 +44,7 @@ class NumpySlicesDataset(ArraySource):
 
     def __init__(self, data, column_names=None, num_samples=None, num_parallel_workers=1, shuffle=None,
                  sampler=None, num_shards=None, shard_id=None):
+        """``num_parallel_workers`` is a performance hint (the rows are the same with any value)."""
         if isinstance(data, dict):
             names = list(data) if column_names is None else _names(column_names, len(data),
                                                                    "NumpySlicesDataset")
@@ -114,7 +116,13 @@ class GeneratorDataset(Dataset):
     def __init__(self, source, column_names=None, column_types=None, schema=None, num_samples=None,
                  num_parallel_workers=1, shuffle=None, sampler=None, num_shards=None, shard_id=None,
                  python_multiprocessing=True, max_rowsize=None):
+        """``num_parallel_workers``, ``python_multiprocessing`` and ``max_rowsize`` are performance
+        hints (msjax reads the source in the calling thread; the rows are the same). ``column_types``
+        and ``schema`` warn once: msjax keeps the dtypes the source returns."""
         super().__init__()
+        for name, value in (("column_types", column_types), ("schema", schema)):
+            if value is not None:
+                warn_ignored("GeneratorDataset", f"{name}=", "msjax keeps the dtypes the source returns")
         if column_names is None:
             raise ValueError("GeneratorDataset: column_names is required (e.g. ['data', 'label'])")
         names = [column_names] if isinstance(column_names, str) else list(column_names)
