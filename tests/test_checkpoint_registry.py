@@ -194,3 +194,11 @@ def test_a_worker_thread_records_system_exit_for_the_caller(tmp_path):
     for thread in threading.enumerate():
         if thread.name == "msjax-save:exit.ckpt":
             thread.join(10)
+
+
+def test_the_registry_and_crypto_agree_with_the_shared_name_tables():
+    from msjax.checkpoint import crypto
+    from msjax.common.formats import CHECKPOINT_FORMATS, CIPHER_MODES
+    assert tuple(crypto.MODES) == CIPHER_MODES
+    assert set(CHECKPOINT_FORMATS) <= set(formats.writable())
+    assert all(formats.by_suffix(f"x.{name}").name == name for name in CHECKPOINT_FORMATS)

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from msjax.checkpoint import crypto, formats, items
 from msjax.checkpoint import io as ckpt_io
 from msjax.checkpoint.matching import load_param_into_net
+from msjax.common.formats import CHECKPOINT_FORMATS
 from msjax.common.untrusted import reading
 from msjax.common.validator import check_isinstance
 from msjax.errors import CheckpointError
@@ -27,7 +28,7 @@ __all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_async", "load_
            "wait_async_save", "ParamDictFuture"]
 
 wait_async_save = ckpt_io.wait_async_save
-_FORMATS = ("ckpt", "safetensors")     # what MindSpore's format= takes (the registry holds more)
+_FORMATS = CHECKPOINT_FORMATS     # what MindSpore's format= takes (the registry holds more)
 
 
 # --------------------------------------------------------------------------- save
