@@ -1,12 +1,12 @@
 """The one registry of checkpoint formats: a format is a name, its file suffixes and a module with
-the same small interface (CONTRIBUTING.md: a new format is one module and one line here).
+the same small interface (a new format is one module and one line in ``FORMATS``).
 
     sniff(path) -> bool                 by content: does ``path`` hold this format?
     read(path, *, select, dec_key, dec_mode, crc_check) -> (name -> array or str, name -> dtype str)
     write(path, named, types, *, enc_key, enc_mode, crc_check, fsync, remove_redundancy)
 
 A module is imported when its format is first used (orbax and torch cost time to import). torch is
-read-only: H2's ``torch_format`` gives ``sniff`` and ``read_torch_state_dict``.
+read-only: ``torch_format`` gives ``sniff`` and ``read_torch_state_dict``.
 
 >>> get("ckpt").read("lenet.ckpt")                                     # doctest: +SKIP
 >>> detect("model.pth").name                                           # doctest: +SKIP
