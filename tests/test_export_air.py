@@ -15,23 +15,16 @@ from msjax_exporters.capture import capture
 from msjax_exporters.from_air import AirGraph, load, read_model
 from msjax import nn
 from msjax._proto import ge_ir_pb2
-from msjax.common.tensor import Parameter, Tensor
+from msjax.common.tensor import Tensor
 from msjax.errors import ExportError, UnsupportedOpError
+from export_cases import FnCell
 
 RNG = np.random.default_rng(0)
 
 
 def _cell(fn, params=()):
     """A Cell whose construct is ``fn(*inputs, *params)``."""
-    class FnCell(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            for i, p in enumerate(params):
-                setattr(self, f"p{i}", Parameter(p))
-
-        def construct(self, *xs):
-            return fn(*xs, *[getattr(self, f"p{i}").get_value() for i in range(len(params))])
-    return FnCell()
+    return FnCell(fn, params)
 
 
 def _roundtrip(net, *inputs, jit=True):

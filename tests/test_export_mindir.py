@@ -11,6 +11,7 @@ import pytest
 from jax import lax
 
 from msjax_exporters import to_mindir
+from msjax_exporters.op_table import spelling
 from msjax_exporters.capture import capture
 from msjax_exporters.from_mindir import load as load_mindir
 from msjax._proto import mind_ir_pb2 as pb
@@ -20,6 +21,7 @@ from msjax.graph_io import export
 from msjax.models import LeNet5, resnet50
 from msjax import nn
 from msjax.nn.cell import Cell
+from export_cases import FnCell, conv, pool
 from oracle import MINDSPORE_PLATFORM, requires_mindspore, run_mindspore
 
 RNG = np.random.default_rng(0)
@@ -35,28 +37,6 @@ IDS = np.array([[0, 2], [3, 1]], np.int32)
 TABLE = RNG.normal(size=(4, 3)).astype(np.float32)
 B = F > 0
 C = G > 0
-NCHW = ("NCHW", "OIHW", "NCHW")
-
-
-class FnCell(Cell):
-    """A cell running one function; its example inputs are the graph inputs."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def construct(self, *args):
-        return self.fn(*args)
-
-
-def conv(stride, padding, dilation=(1, 1), groups=1):
-    return lambda x, w: lax.conv_general_dilated(x, w, stride, padding, rhs_dilation=dilation,
-                                                 dimension_numbers=NCHW, feature_group_count=groups)
-
-
-def pool(op, init, k, s, padding):
-    return lambda x: lax.reduce_window(x, init, op, (1, 1, k, k), (1, 1, s, s), padding)
-
 
 # one line per rule: (jaxpr primitive, function, example inputs)
 CASES = [
@@ -220,8 +200,25 @@ def test_graph_cell_runs_our_file(exported, key):
 def test_every_rule_has_a_case():
     covered = {key.split(":")[0] for key, _, _ in CASES}
     assert set(to_mindir.RULES) <= covered, set(to_mindir.RULES) - covered
+    written = {}
     for key, fn, inputs in CASES:                     # each case really uses its primitive
-        assert key.split(":")[0] in {n.op for n in capture(FnCell(fn), *inputs).nodes}, key
+        graph = capture(FnCell(fn), *inputs)
+        assert key.split(":")[0] in {n.op for n in graph.nodes}, key
+        written.setdefault(key.split(":")[0], set()).update(p.op_type for p in to_mindir.to_model_proto(graph).primitives)
+    for prim, ops in written.items():                 # the table's MINDIR name is what the file holds
+        assert spelling("MINDIR", prim) in ops, (prim, spelling("MINDIR", prim), ops)
+
+
+def test_refused_nodes_are_listed_at_once():
+    net = FnCell(lambda x, w: (conv((1, 1), "VALID")(x, w).transpose(0, 2, 3, 1),
+                               pool(lax.max, -jnp.inf, 3, 1, ((0, 0), (0, 0), (2, 0), (0, 0)))(x),
+                               lax.conv_general_dilated(x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0), (1, 1),
+                                                        "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))))
+    with pytest.raises(UnsupportedOpError) as info:
+        to_mindir.to_model_proto(capture(net, IMG, KER))
+    message = str(info.value)
+    assert "2 node(s)" in message and "neither VALID nor SAME" in message and "NCHW/OIHW" in message
+    assert info.value.unsupported == {"reduce_window_max": ["<top level>"], "conv_general_dilated": ["<top level>"]}
 
 
 def test_file_layout(tmp_path):

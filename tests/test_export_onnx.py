@@ -9,10 +9,12 @@ import pytest
 import msjax_exporters
 from msjax_exporters import to_onnx
 from msjax_exporters.capture import capture
+from msjax_exporters.op_table import spelling
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import ExportError, UnsupportedOpError
 from msjax.graph_io import export, load
 from msjax.nn.cell import Cell
+from export_cases import FnCell
 
 RNG = np.random.default_rng(0)
 F = RNG.normal(size=(2, 3)).astype(np.float32)          # generic float input
@@ -23,17 +25,6 @@ IMG = RNG.normal(size=(1, 2, 6, 6)).astype(np.float32)
 KER = RNG.normal(size=(3, 2, 3, 3)).astype(np.float32)
 IDS = np.array([[0, 2], [3, 1]], np.int32)
 TABLE = RNG.normal(size=(4, 3)).astype(np.float32)
-
-
-class FnCell(Cell):
-    """A cell running one function; its example inputs are the graph inputs."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def construct(self, *args):
-        return self.fn(*args)
 
 
 def run_onnx(path, feeds):
@@ -129,6 +120,24 @@ CASES = [
 
 def test_every_rule_has_a_case():
     assert sorted({op for op, _, _ in CASES}) == sorted(to_onnx.RULES)
+
+
+def test_the_table_names_the_op_each_rule_writes():
+    written = {}
+    for op, fn, inputs in CASES:
+        model = to_onnx.to_model(capture(FnCell(fn), *inputs))
+        written.setdefault(op, set()).update(n.op_type for n in model.graph.node)
+    for op, types in written.items():
+        assert spelling("ONNX", op) in types, (op, spelling("ONNX", op), types)
+
+
+def test_refused_nodes_are_listed_at_once():
+    net = FnCell(lambda x, y: ((x > 0) & (y > 0), x.astype(jnp.int32) & 3, ~x.astype(jnp.int32)))
+    with pytest.raises(UnsupportedOpError) as info:
+        to_onnx.to_model(capture(net, F, G), opset_version=13)
+    message = str(info.value)
+    assert "2 node(s)" in message and "integer and needs opset 18" in message and "integer not needs" in message
+    assert info.value.unsupported == {"and": ["<top level>"], "not": ["<top level>"]}
 
 
 @pytest.mark.parametrize("op,fn,inputs", CASES, ids=[c[0] for c in CASES])
