@@ -22,6 +22,11 @@ def set_seed(seed):
     _rng = np.random.default_rng(seed)
 
 
+def draw_seed():
+    """A seed for a layer's own random stream (nn.Dropout), drawn from the ``set_seed`` stream."""
+    return int(_rng.integers(2 ** 31))
+
+
 def _fans(shape):
     if len(shape) < 2:
         raise ValueError(f"fan in/out needs at least 2 dimensions, got shape {tuple(shape)}")

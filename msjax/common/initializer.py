@@ -36,10 +36,3 @@ def initializer(init, shape=None, dtype=mstype.float32):
     6.0
     """
     return Tensor(_initializers.initial_array(init, shape, dtype))
-
-
-def __getattr__(name):
-    """``_rng``, the generator ``set_seed`` rebinds in ``_initializers`` (nn.Dropout reads it here)."""
-    if name == "_rng":
-        return _initializers._rng
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

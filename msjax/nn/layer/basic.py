@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from msjax.common import dtype as mstype
-from msjax.common import initializer as init_mod
+from msjax.common._initializers import draw_seed
 from msjax.common.initializer import HeUniform, Uniform, initializer
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import LayerArgumentError
@@ -103,7 +103,7 @@ class Dropout(Cell):
                 raise LayerArgumentError(f"Dropout: p must be in [0, 1), got {p}")
             keep_prob = 1.0 - p
         self.p, self.keep_prob = p, keep_prob
-        self.rngs = nnx.Rngs(dropout=int(init_mod._rng.integers(2 ** 31)))
+        self.rngs = nnx.Rngs(dropout=draw_seed())
 
     def construct(self, x):
         if not self.training or self.keep_prob == 1 or self.p == 0:
