@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import importlib
 
+from msjax.common.formats import EXPORT_SUFFIXES
 from msjax.errors import ExportError
 
 __all__ = ["FORMATS", "SUFFIXES", "get_emitter", "suffix_for"]
 
-#: file_format -> emitter module (GEIR is the old name of AIR)
+#: file_format -> emitter module (GEIR is the old name of AIR); the names and suffixes are
+#: msjax.common.formats' table, which the CLI reads without importing the exporters
 FORMATS = {"ONNX": ".to_onnx", "MINDIR": ".to_mindir", "AIR": ".to_air", "GEIR": ".to_air"}
 #: file_format -> file suffix added when the file name lacks it
-SUFFIXES = {"ONNX": ".onnx", "MINDIR": ".mindir", "AIR": ".air", "GEIR": ".air"}
+SUFFIXES = dict(EXPORT_SUFFIXES)
 
 
 def _check(file_format):

@@ -19,14 +19,15 @@ from collections import OrderedDict
 
 import jax.numpy as jnp
 
-from .mindir_crypto import load_options, read_model
+from .mindir_crypto import read_model
 from .mindir_format import decode_tensor, decode_value, numpy_dtype
 from .mindir_ops import OPS, UPDATES
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common.untrusted import MAX_DIMS, reading
 from msjax.errors import ExportError, UnsupportedOpError
+from msjax.nn.cell import Cell
 
-__all__ = ["read", "load", "run", "MindIRGraph", "OPS"]
+__all__ = ["read", "run", "MindIRGraph", "OPS", "GRAPH_CELL_ATTRIBUTES"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +113,14 @@ def _check_parameter_name(key, full_name, file_name):
                           f"GraphCell itself; rename the parameter and export again", file=file_name)
 
 
+#: what a GraphCell sets on itself besides a Cell's own attributes (graph_cell.GraphCell.__init__)
+GRAPH_CELL_ATTRIBUTES = frozenset({"_graph", "_cell_order", "_writes"})
+
+
 @functools.cache
 def _reserved_names():
-    from .graph_cell import GraphCell
-    from msjax.nn.cell import Cell
-    return frozenset(dir(GraphCell)) | frozenset(vars(Cell())) | {"_graph", "_cell_order"}
+    """Names a parameter may not take: they would shadow an attribute of its GraphCell."""
+    return frozenset(dir(Cell)) | frozenset(vars(Cell())) | GRAPH_CELL_ATTRIBUTES
 
 
 def _input(v, file_name):
@@ -236,13 +240,3 @@ def _apply(op, args, file_name):
     except Exception as exc:
         raise ExportError(f"node {op.output} ({op.prim}) cannot run on its inputs: {exc} "
                           f"({type(exc).__name__})", file=file_name) from exc
-
-
-def load(file_name, **kwargs):
-    """Read a MINDIR file into a ``GraphCell`` (``msjax.load``'s MINDIR path)."""
-    from .graph_cell import GraphCell
-    file_name = os.fspath(file_name)
-    keyed = load_options(dict(kwargs), file_name)    # dec_key/dec_mode, checked as mindspore.load does
-    graph = read(file_name, *(keyed or (None,)))
-    with reading(file_name, ExportError, "MINDIR file"):
-        return GraphCell(graph)

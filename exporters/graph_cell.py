@@ -21,15 +21,20 @@ holding its new value after the call, in PYNATIVE and GRAPH_MODE, as MindSpore's
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .from_mindir import MindIRGraph, read, run
+from .mindir_crypto import load_options
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor
+from msjax.common.untrusted import reading
+from msjax.common.validator import NOT_GIVEN
 from msjax.errors import ExportError
 from msjax.nn.cell import Cell
 
-__all__ = ["GraphCell"]
+__all__ = ["GraphCell", "load"]
 
 #: primitives that write a parameter (``from_mindir.run`` reports their new values)
 _WRITES = frozenset({"Assign", "AssignAdd", "AssignSub", "InplaceAddExt", "InplaceSubExt", "InplaceMul"})
@@ -104,3 +109,12 @@ def _checked_value(name, old, value):
             f"{mstype.from_numpy(np.dtype(old.dtype))}, but got the update value with shape "
             f"{list(new_shape)} and dtype {mstype.from_numpy(np.dtype(new.dtype))}.")
     return np.array(new, copy=True)
+
+
+def load(file_name, *, dec_key=NOT_GIVEN, dec_mode=NOT_GIVEN):
+    """Read a MINDIR file into a ``GraphCell`` (``msjax.load``'s MINDIR path)."""
+    file_name = os.fspath(file_name)
+    keyed = load_options(dec_key, dec_mode, file_name)    # dec_key/dec_mode, checked as mindspore.load does
+    graph = read(file_name, *(keyed or (None,)))
+    with reading(file_name, ExportError, "MINDIR file"):
+        return GraphCell(graph)

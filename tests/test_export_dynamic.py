@@ -15,7 +15,7 @@ from jax import lax
 import msjax
 from msjax_exporters import ir, to_mindir, to_onnx
 from msjax_exporters.capture import capture
-from msjax_exporters.from_mindir import load as load_mindir
+from msjax_exporters.graph_cell import load as load_mindir
 from msjax import nn
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common.initializer import One

@@ -13,7 +13,7 @@ from jax import lax
 from msjax_exporters import to_mindir
 from msjax_exporters.op_table import spelling
 from msjax_exporters.capture import capture
-from msjax_exporters.from_mindir import load as load_mindir
+from msjax_exporters.graph_cell import load as load_mindir
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.common.tensor import Tensor
 from msjax.errors import ExportError, UnsupportedOpError

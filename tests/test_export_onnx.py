@@ -223,6 +223,8 @@ def test_unsupported_ops_are_listed_together_with_layers(tmp_path):
 def test_export_api_errors_and_registry(tmp_path):
     assert msjax_exporters.get_emitter("ONNX") is to_onnx
     assert msjax_exporters.suffix_for("GEIR") == ".air"
+    from msjax.common.formats import EXPORT_FORMATS
+    assert sorted(msjax_exporters.FORMATS) == sorted(EXPORT_FORMATS)     # one emitter per format the CLI offers
     export(MLP(), F @ np.ones((3, 8), np.float32), file_name=str(tmp_path / "plain"), file_format="ONNX")
     export(MLP(), F @ np.ones((3, 8), np.float32), file_name=str(tmp_path / "plain"), file_format="ONNX")
     assert ((tmp_path / "plain.onnx").stat().st_mode & 0o777) == 0o400       # read-only, as MindSpore

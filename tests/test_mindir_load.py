@@ -195,3 +195,12 @@ def test_unknown_primitives_are_listed_at_once(tmp_path, fixtures_dir):
     path.write_bytes(model.SerializeToString())
     with pytest.raises(UnsupportedOpError, match="FancyFlatten, FancyReLU"):
         load(str(path))
+
+
+def test_reserved_names_cover_what_a_graph_cell_sets_on_itself(fixtures_dir):
+    """from_mindir refuses a parameter named like a GraphCell attribute without importing graph_cell
+    (the reader sits below it); its list must cover every attribute a GraphCell really has."""
+    cell = load(str(fixtures_dir / "lenet5.mindir"))
+    cell(Tensor(np.load(fixtures_dir / "lenet5_input.npy")))       # what a call caches on it too
+    own = (set(vars(cell)) | set(dir(GraphCell))) - set(cell.parameters_dict())
+    assert own <= from_mindir._reserved_names(), sorted(own - from_mindir._reserved_names())

@@ -29,6 +29,7 @@ import numpy as np
 # the unpickler's limits, importable here as before (set them on torch_pickle to change them)
 from msjax.checkpoint.torch_pickle import (COPY_FACTOR, MAX_PICKLE_MARKS, OBJECT_FACTOR,  # noqa: F401
                                            StateDictUnpickler)
+from msjax.checkpoint.serialization import save_checkpoint
 from msjax.checkpoint.torch_zip import ZIP_ERRORS, archive_root, open_archive, read_entry
 from msjax.common.untrusted import reading
 from msjax.errors import CheckpointError
@@ -229,8 +230,6 @@ def convert_torch_checkpoint(src, dst, *, net=None, renames=None, **save_kwargs)
     >>> convert_torch_checkpoint("resnet50.pth", "resnet50.ckpt")   # doctest: +SKIP
     >>> convert_torch_checkpoint("tiny.pth", "tiny.ckpt", net=TinyNet())   # doctest: +SKIP
     """
-    from msjax.checkpoint import save_checkpoint   # serialization composes the formats, torch among them
-
     if net is not None and renames is not None:
         raise CheckpointError("pass renames= (the heuristic's suffix table) or net= (the layers' own "
                               "names), not both", file=src)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from msjax.common.tensor import Tensor
+from msjax.nn.cell import Cell
 from msjax.nn.metrics.metric import Metric, check_type, rearrange_inputs
 
 __all__ = ["OcclusionSensitivity"]
@@ -30,7 +32,6 @@ def _bounding_box(b_box, im_shape):
 
 def _append_scores(model, images, ids, sensitivity):
     """``sensitivity`` with the model's scores for ``ids`` on the stacked occluded ``images`` below it."""
-    from msjax.common.tensor import Tensor
     ids = np.expand_dims(ids, 1)
     out = model(Tensor(np.vstack(images))).asnumpy()
     scores = out[np.arange(ids.shape[0])[:, None], ids]
@@ -58,8 +59,6 @@ class OcclusionSensitivity(Metric):
 
     @rearrange_inputs
     def update(self, *inputs):
-        from msjax.common.tensor import Tensor
-        from msjax.nn.cell import Cell
         if len(inputs) != 3:
             raise ValueError(f"For 'OcclusionSensitivity.update', it needs 3 inputs (classification model, "
                              f"predicted value, label), but got {len(inputs)}.")
