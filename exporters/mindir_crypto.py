@@ -35,6 +35,7 @@ from .protofile import parse_message, read_message, write_bytes
 from msjax.checkpoint import crypto
 from msjax.common.atomic import atomic_write
 from msjax.common.untrusted import reading
+from msjax.common.validator import NOT_GIVEN
 from msjax.errors import CheckpointError, ExportError, ExportWriteError
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
 
 #: the named modes, MindSpore's spelling (a function is the fourth, "customized", mode)
 MODES = tuple(crypto.MODES)
-_MISSING = object()
 _WHAT = "a MINDIR file"
 
 
@@ -77,25 +77,24 @@ def _lengths(mode):
     return f"{', '.join(most)} or {last}" if most else last
 
 
-def export_options(file_format, kwargs: dict):
-    """Pop ``enc_key``/``enc_mode`` from ``export``'s ``kwargs``; return ``(key, mode)`` or None.
+def export_options(file_format, enc_key=NOT_GIVEN, enc_mode=NOT_GIVEN):
+    """``export``'s ``enc_key``/``enc_mode`` checked; ``(key, mode)``, or None without a key.
 
     MindSpore's ``_check_key_mode_type``: a key given (even None) must be ``bytes``; a function
     ``enc_mode`` is accepted for every format, a named one only for MINDIR; the name defaults to
     "AES-GCM". msjax also checks the key length here, before anything is traced or written
     (MindSpore fails the same way, ``ValueError``, only when it encrypts).
 
-    >>> export_options("MINDIR", {"enc_key": b"k" * 16})
+    >>> export_options("MINDIR", enc_key=b"k" * 16)
     (b'kkkkkkkkkkkkkkkk', 'AES-GCM')
     """
-    key = kwargs.pop("enc_key", _MISSING)
-    mode = kwargs.pop("enc_mode", _MISSING)
-    if key is _MISSING:
+    key, mode = enc_key, enc_mode
+    if key is NOT_GIVEN:
         return None                               # enc_mode alone is ignored, as in MindSpore
     key = _check_bytes("enc_key", key)
     if callable(mode):
         return key, mode
-    if mode is _MISSING:
+    if mode is NOT_GIVEN:
         mode = "AES-GCM"
     elif not isinstance(mode, str):
         raise ExportError(f"The parameter 'enc_mode' must be isinstance of <class 'str'>, but got "
@@ -109,21 +108,20 @@ def export_options(file_format, kwargs: dict):
     return key, mode
 
 
-def load_options(kwargs: dict, file=None):
-    """Pop ``dec_key``/``dec_mode`` from ``load``'s ``kwargs``; return ``(key, mode)`` or None.
+def load_options(dec_key=NOT_GIVEN, dec_mode=NOT_GIVEN, file=None):
+    """``load``'s ``dec_key``/``dec_mode`` checked; ``(key, mode)``, or None without a key.
 
     As ``mindspore.load``: a key given (even None) must be ``bytes``; ``dec_mode`` is a function or
     a str (default "AES-GCM"); an unknown name or a bad key length is found when decrypting.
 
-    >>> load_options({"dec_key": b"k" * 16, "dec_mode": "SM4-CBC"})
+    >>> load_options(dec_key=b"k" * 16, dec_mode="SM4-CBC")
     (b'kkkkkkkkkkkkkkkk', 'SM4-CBC')
     """
-    key = kwargs.pop("dec_key", _MISSING)
-    mode = kwargs.pop("dec_mode", _MISSING)
-    if key is _MISSING:
+    key, mode = dec_key, dec_mode
+    if key is NOT_GIVEN:
         return None                               # dec_mode alone is ignored, as in MindSpore
     key = _check_bytes("dec_key", key, file)
-    if mode is _MISSING:
+    if mode is NOT_GIVEN:
         mode = "AES-GCM"
     elif not callable(mode) and not isinstance(mode, str):
         raise ExportError(f"The parameter 'dec_mode' must be isinstance of <class 'str'>, but got "
@@ -138,7 +136,7 @@ def write_model(file_name, data: bytes, enc_key=None, enc_mode="AES-GCM") -> Non
     if enc_key is None:
         write_bytes(file_name, data)
         return
-    key, mode = export_options("MINDIR", {"enc_key": enc_key, "enc_mode": enc_mode})
+    key, mode = export_options("MINDIR", enc_key, enc_mode)
     if callable(mode):
         out = mode(data, key)
         if not isinstance(out, (bytes, bytearray, memoryview)):
@@ -176,7 +174,7 @@ def read_model(file_name, message_type, dec_key=None, dec_mode="AES-GCM"):
                 raise MindIRDecryptError(f"the MINDIR file is encrypted ({mode}); load it with "
                                          f"dec_key= and dec_mode={mode!r}", file=file_name)
             return read_message(file_name, message_type, _WHAT)
-    key, mode = load_options({"dec_key": dec_key, "dec_mode": dec_mode}, file_name)
+    key, mode = load_options(dec_key, dec_mode, file_name)
     if callable(mode):                  # the user's function: what it raises is left alone
         data = mode(os.path.realpath(file_name), key)
         if not isinstance(data, (bytes, bytearray, memoryview)):

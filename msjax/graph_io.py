@@ -11,12 +11,15 @@ import os
 import stat
 
 from msjax.common.atomic import write_error
+from msjax.common.validator import NOT_GIVEN
+from msjax.common.warn_once import warn_ignored
 from msjax.errors import ExportError, ExportWriteError
 
 __all__ = ["export", "load"]
 
 
-def export(net, *inputs, file_name, file_format, **kwargs):
+def export(net, *inputs, file_name, file_format, enc_key=NOT_GIVEN, enc_mode=NOT_GIVEN, obf_func=NOT_GIVEN,
+           **kwargs):
     """Export ``net`` run on example ``inputs`` to ``file_name`` in ``file_format``.
 
     ``file_format`` is "MINDIR", "AIR" (old name "GEIR") or "ONNX"; the suffix (".mindir",
@@ -41,12 +44,12 @@ def export(net, *inputs, file_name, file_format, **kwargs):
     capture = exporters("capture").capture
     export_options = exporters("mindir_crypto").export_options
 
-    if "obf_func" in kwargs:
+    if obf_func is not NOT_GIVEN:
         raise NotImplementedError("Dynamic model structure obfuscation is no longer supported.")
     if not isinstance(file_name, (str, os.PathLike)):
         raise TypeError(f"export: file_name must be a str, got {type(file_name).__name__}")   # MindSpore: TypeError
     emitter = exporters().get_emitter(file_format)
-    encryption = export_options(file_format, kwargs)    # checked before anything is traced
+    encryption = export_options(file_format, enc_key, enc_mode)    # checked before anything is traced
     if encryption is not None:
         kwargs["enc_key"], kwargs["enc_mode"] = encryption
     file_name = os.path.realpath(os.fspath(file_name))
@@ -63,7 +66,7 @@ def export(net, *inputs, file_name, file_format, **kwargs):
         os.chmod(file_name, stat.S_IRUSR)
 
 
-def load(file_name, **kwargs):
+def load(file_name, *, dec_key=NOT_GIVEN, dec_mode=NOT_GIVEN, obf_func=NOT_GIVEN, **kwargs):
     """Read a MINDIR file (msjax's or MindSpore's) into a graph that ``nn.GraphCell`` runs in JAX.
 
     An encrypted file (``export(enc_key=, enc_mode=)``, msjax's or MindSpore's) needs
@@ -77,8 +80,10 @@ def load(file_name, **kwargs):
     >>> graph = load("lenet.mindir")                                 # doctest: +SKIP
     >>> graph = load("lenet.mindir", dec_key=b"0123456789abcdef", dec_mode="AES-CBC")  # doctest: +SKIP
     """
-    if "obf_func" in kwargs:
+    if obf_func is not NOT_GIVEN:
         raise NotImplementedError("Dynamic model structure obfuscation is no longer supported.")
+    for name in kwargs:                 # mindspore.load takes **kwargs and reads only its own
+        warn_ignored("load", name, "msjax.load reads only dec_key, dec_mode and obf_func")
     if not isinstance(file_name, str):
         raise ExportError(f"load: file_name must be a str, got {type(file_name).__name__}")
     if not file_name.endswith(".mindir"):
@@ -87,4 +92,4 @@ def load(file_name, **kwargs):
         raise ExportError(f"load: MindIR file {file_name!r} does not exist")
     from msjax._lazy import exporters
 
-    return exporters("from_mindir").load(file_name, **kwargs)
+    return exporters("graph_cell").load(file_name, dec_key=dec_key, dec_mode=dec_mode)

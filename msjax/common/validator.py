@@ -5,7 +5,18 @@ True
 """
 from __future__ import annotations
 
-__all__ = ["check_isinstance"]
+__all__ = ["NOT_GIVEN", "check_isinstance"]
+
+
+class _NotGiven:
+    """The default of an argument whose absence means something else than None (MindSpore's
+    ``export(enc_key=None)`` is an error, no ``enc_key`` is a plain file)."""
+
+    def __repr__(self):
+        return "<not given>"
+
+
+NOT_GIVEN = _NotGiven()
 
 
 def check_isinstance(func: str, arg_name: str, value, classes):
