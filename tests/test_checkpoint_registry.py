@@ -168,7 +168,7 @@ def test_processes_num_converts_rank_trees_in_parallel_with_the_same_result(tmp_
 def test_unknown_save_keywords_warn_once_and_mindspore_keywords_are_arguments(tmp_path):
     import warnings
     path = str(tmp_path / "k.ckpt")
-    with pytest.warns(UserWarning, match="'no_such_option_xyz' is not one MindSpore 2.10 reads"):
+    with pytest.warns(UserWarning, match="'no_such_option_xyz' is ignored: it is not a keyword argument MindSpore 2.10 reads"):
         msjax.save_checkpoint(dict(NAMED), path, no_such_option_xyz=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

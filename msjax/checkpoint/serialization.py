@@ -12,8 +12,6 @@ layer (``items``); parameter matching is ``matching``.
 from __future__ import annotations
 
 import os
-import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from msjax.checkpoint import crypto, formats, items
@@ -22,6 +20,7 @@ from msjax.checkpoint.matching import load_param_into_net
 from msjax.common.formats import CHECKPOINT_FORMATS
 from msjax.common.untrusted import reading
 from msjax.common.validator import check_isinstance
+from msjax.common.warn_once import warn_ignored
 from msjax.errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_async", "load_param_into_net",
@@ -43,21 +42,6 @@ def _check_file_name(ckpt_file_name, format):
     if os.path.isdir(name):
         raise IsADirectoryError(f"For 'save_checkpoint', {name} is a directory, it must be a file name.")
     return name if name.endswith(format) else f"{name}.{format}"
-
-
-_warned = set()
-_warned_lock = threading.Lock()
-
-
-def _warn_unknown(kwargs):
-    """MindSpore ignores unknown save_checkpoint keywords; msjax says so, once per name."""
-    for key in kwargs:
-        with _warned_lock:
-            if key in _warned:
-                continue
-            _warned.add(key)
-        warnings.warn(f"save_checkpoint: keyword argument {key!r} is not one MindSpore 2.10 reads; "
-                      f"it is ignored", UserWarning, stacklevel=3)
 
 
 def _check_save_options(format, integrated_save, async_save, enc_key, enc_mode, crc_check, remove_redundancy,
@@ -108,7 +92,8 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
     path = _check_file_name(ckpt_file_name, format)
     _check_save_options(format, integrated_save, async_save, enc_key, enc_mode, crc_check, remove_redundancy,
                         incremental, global_step_num)
-    _warn_unknown(kwargs)
+    for key in kwargs:                  # MindSpore ignores unknown keywords; msjax says so, once each
+        warn_ignored("save_checkpoint", repr(key), "it is not a keyword argument MindSpore 2.10 reads")
     # a thread needs its own copy of mutable (numpy) arrays; a forked process gets a
     # copy-on-write snapshot of the whole memory for free, and jax arrays are immutable
     named, types = items.snapshot(items.entries(save_obj, choice_func, append_dict),

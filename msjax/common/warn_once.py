@@ -6,9 +6,11 @@ would change results, naming the argument and why, and is silent after that.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 
 _warned = set()
+_lock = threading.Lock()     # saves warn from async writer threads too
 
 
 def warn_ignored(owner, argument, why, *, stacklevel=3):
@@ -17,7 +19,8 @@ def warn_ignored(owner, argument, why, *, stacklevel=3):
     >>> warn_ignored("Model", "boost_level='O1'", "msjax has no boost")   # doctest: +SKIP
     """
     key = (owner, argument.split("=")[0])
-    if key in _warned:
-        return
-    _warned.add(key)
+    with _lock:
+        if key in _warned:
+            return
+        _warned.add(key)
     warnings.warn(f"{owner}: {argument} is ignored: {why}", UserWarning, stacklevel=stacklevel)
