@@ -13,5 +13,10 @@ from msjax.nn.layer.normalization import *  # noqa: F401,F403
 from msjax.nn.layer.normalization import __all__ as _normalization
 from msjax.nn.layer.pooling import *  # noqa: F401,F403
 from msjax.nn.layer.pooling import __all__ as _pooling
+from msjax.nn.layer.rnns import *  # noqa: F401,F403
+from msjax.nn.layer.rnns import __all__ as _rnns
+from msjax.nn.layer.transformer import *  # noqa: F401,F403
+from msjax.nn.layer.transformer import __all__ as _transformer
 
-__all__ = [*_activation, *_basic, *_container, *_conv, *_embedding, *_normalization, *_pooling]
+__all__ = [*_activation, *_basic, *_container, *_conv, *_embedding, *_normalization, *_pooling, *_rnns,
+           *_transformer]
