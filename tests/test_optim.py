@@ -258,3 +258,72 @@ def test_momentum_resumes_from_mindspores_training_checkpoint(fixtures_dir):
         np.testing.assert_allclose(p.asnumpy(), train[p.name].asnumpy() - lr * moments, rtol=1e-5,
                                    atol=1e-6, err_msg=p.name)
     assert int(opt.global_step.asnumpy()[0]) == int(train["global_step"].asnumpy()[0]) + 1
+
+
+def _lamb_reference(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-6, wd=0.01):
+    """Lamb's documented rule in numpy, 3 steps (MindSpore 2.10 has no CPU Lamb kernel to run)."""
+    ps = [W0.copy().astype(np.float64), G0.copy().astype(np.float64), B0.copy().astype(np.float64)]
+    m = [np.zeros_like(p) for p in ps]
+    v = [np.zeros_like(p) for p in ps]
+    for t, grads in enumerate(GRADS, start=1):
+        for i, g in enumerate(grads):
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            r = (m[i] / (1 - beta1 ** t)) / (np.sqrt(v[i] / (1 - beta2 ** t)) + eps)
+            r = r + (0.0 if i == 1 else wd) * ps[i]  # bn.gamma: no decay
+            ratio = np.linalg.norm(ps[i]) / np.linalg.norm(r)
+            ps[i] = ps[i] - lr * ratio * r
+    return dict(zip(["fc.weight", "bn.gamma", "fc.bias"], ps)), dict(zip(["fc.weight", "bn.gamma", "fc.bias"], m))
+
+
+def test_lamb_follows_the_documented_rule():
+    got = _run_msjax("nn.Lamb(ps, 0.1, weight_decay=0.01)")
+    params, moments = _lamb_reference()
+    for name in params:
+        np.testing.assert_allclose(got[name], params[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(got["lamb_m." + name], moments[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert int(got["global_step"][0]) == 3
+
+
+# optimizer -> the same expression over `net.trainable_params()`; MindSpore saves a TrainOneStepCell
+# checkpoint of each (Lamb's too: saving needs no kernel) and the names must be msjax's
+TRAIN_NAMES = {
+    "rmsprop": "nn.RMSProp(ps, 0.1)",
+    "rmsprop_centered": "nn.RMSProp(ps, 0.1, centered=True)",
+    "adagrad": "nn.Adagrad(ps)",
+    "ftrl": "nn.FTRL(ps)",
+    "adam_weight_decay": "nn.AdamWeightDecay(ps)",
+    "lamb": "nn.Lamb(ps, 0.1)",
+}
+_TRAIN_NET = """
+class Net(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Dense(4, 3)
+        self.bn = nn.BatchNorm1d(3)
+
+    def construct(self, x):
+        return self.bn(self.fc(x))
+"""
+
+
+@requires_mindspore
+@pytest.mark.mindspore
+def test_train_checkpoint_state_names_match_mindspore(tmp_path):
+    code = _TRAIN_NET + "CASES = " + repr(TRAIN_NAMES) + """
+for case, expr in CASES.items():
+    net = Net()
+    ps = net.trainable_params()
+    step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), eval(expr))
+    ms.save_checkpoint(step, case + ".ckpt")
+    outputs[case] = np.array(list(ms.load_checkpoint(case + ".ckpt")))
+"""
+    expected = run_mindspore(code)
+    scope = {}
+    exec(_TRAIN_NET, {"nn": nn}, scope)
+    for case, expr in TRAIN_NAMES.items():
+        net = scope["Net"]()
+        step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), eval(expr, {"nn": nn, "ps": net.trainable_params()}))
+        path = str(tmp_path / f"{case}.ckpt")
+        msjax.save_checkpoint(step, path)
+        assert list(msjax.load_checkpoint(path)) == list(expected[case]), case
