@@ -3,6 +3,7 @@
 ``GraphCell`` (runs a loaded MINDIR in JAX) lives with the exporters and is imported on first use.
 """
 from msjax.nn.cell import Cell
+from msjax.nn.dynamic_lr import *  # noqa: F403  (MindSpore exports the dynamic_lr lists from nn)
 from msjax.nn.layer import *  # noqa: F403  (each module lists its names in __all__)
 from msjax.nn.loss import *  # noqa: F403
 from msjax.nn.metrics import *  # noqa: F403  (nn.Accuracy, as MindSpore)
