@@ -17,6 +17,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from .mindir_format import BY_TYPE_ID, MONAD
+from .mindir_ops_nn import NN_OPS
+from .mindir_ops_seq import SEQ_OPS
 from .window import same_pads
 from msjax.errors import ExportError
 
@@ -244,3 +246,5 @@ OPS = {
     "LogicalOr": _binary(jnp.logical_or),
     "Select": lambda a, k: jnp.where(a[0], a[1], a[2]),
 }
+OPS.update(NN_OPS)
+OPS.update(SEQ_OPS)

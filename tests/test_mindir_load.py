@@ -69,6 +69,27 @@ OPS = [
     ("ReduceMax", "ops.ReduceMax()(x, 1)"),
     ("ReduceMin", "ops.ReduceMin()(v)"),
     ("ArgMaxWithValue", "ops.ArgMaxWithValue(axis=1)(v)[1]"),
+    ("ReLU6", "ops.ReLU6()(v * 4)"),
+    ("HSwish", "ops.HSwish()(v * 4)"),
+    ("HSigmoid", "ops.HSigmoid()(v * 4)"),
+    ("SiLU", "ops.silu(v)"),
+    ("MatMulExt", "ops.matmul(v, ops.Transpose()(p, (1, 0)))"),
+    ("Split", "ops.split(v, 2, 1)[1]"),
+    ("Unstack", "ops.unstack(x, 1)[2]"),
+    ("Stack+make_list", "ops.Stack(1)([v, p])"),
+    ("ReverseV2", "ops.ReverseV2((1,))(v)"),
+    ("Tile", "ops.tile(v, (2, 3))"),
+    ("SumExt", "v.sum(1)"),
+    ("AdaptiveAvgPool2D", "ops.AdaptiveAvgPool2D((3, 5))(x)"),
+    ("AvgPool3D", "ops.AvgPool3D((1, 3, 3), (1, 2, 2), 'pad', (0, 0, 1, 1, 1, 1), ceil_mode=True, "
+                  "count_include_pad=False)(ops.ExpandDims()(x, 2))"),
+    ("AvgPool3D", "ops.AvgPool3D((1, 3, 3), (1, 2, 2), 'pad', (0, 0, 1, 1, 1, 1), ceil_mode=True)"
+                  "(ops.ExpandDims()(x, 2))"),
+    ("AvgPool3D", "ops.AvgPool3D((1, 2, 2), (1, 2, 2), divisor_override=3)(ops.ExpandDims()(x, 2))"),
+    ("MaxPool3DWithArgmax", "ops.MaxPool3DWithArgmax((1, 3, 3), (1, 2, 2), (0, 1, 1), ceil_mode=True)"
+                            "(ops.ExpandDims()(x, 2))[0]"),
+    ("MaxPool3DWithArgmax", "ops.Cast()(ops.MaxPool3DWithArgmax((1, 3, 3), (1, 2, 2), (0, 1, 1))"
+                            "(ops.ExpandDims()(x, 2))[1], ms.int32)"),
 ]
 
 # MindSpore compiles a Cell from its source file, so the network is written to a module first
