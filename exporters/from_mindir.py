@@ -114,7 +114,7 @@ def _check_parameter_name(key, full_name, file_name):
 
 
 #: what a GraphCell sets on itself besides a Cell's own attributes (graph_cell.GraphCell.__init__)
-GRAPH_CELL_ATTRIBUTES = frozenset({"_graph", "_cell_order", "_writes"})
+GRAPH_CELL_ATTRIBUTES = frozenset({"_graph", "_train_graph", "_cell_order", "_writes"})
 
 
 @functools.cache

@@ -5,9 +5,13 @@ MindSpore names a GraphCell's parameters), so ``parameters_dict()`` and ``load_p
 work on them; the graph itself is static, and ``construct`` interprets it with jax ops, so a
 GRAPH_MODE call compiles it once per input shape.
 
-As in MindSpore 2.10, every parameter of a loaded graph is trainable (``requires_grad=True``,
-BatchNorm's moving statistics included: the MINDIR file keeps no such flag) and they come in the
-file's order. ``params_init`` follows MindSpore's rules: a dict (else TypeError) from str names to
+Parameters come in the file's order. The file keeps no ``requires_grad`` flag; MindSpore 2.10's
+GraphCell marks every tensor trainable, msjax derives the flag from how the graph uses each one
+(``mindir_usage``): BatchNorm's moving statistics, integer and bool tensors, indices and masks
+are not trained, so ``trainable_params()`` names what the original network trains, and setting
+``p.requires_grad`` overrides it. ``set_train(True)`` runs BatchNorm on batch statistics and
+updates the moving statistics as MindSpore's BatchNorm does in train mode (MindSpore's GraphCell
+keeps its graph's eval BatchNorm); ``set_train(False)`` (the default) runs the graph as exported. ``params_init`` follows MindSpore's rules: a dict (else TypeError) from str names to
 Tensors or Parameters (else TypeError); a value for a graph parameter must have its shape and
 dtype (else ValueError) and is copied into it; a name the graph does not have is ignored.
 
@@ -21,12 +25,14 @@ holding its new value after the call, in PYNATIVE and GRAPH_MODE, as MindSpore's
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 
-from .from_mindir import MindIRGraph, read, run
+from .from_mindir import MindIRGraph, Op, read, run
 from .mindir_crypto import load_options
+from .mindir_usage import resolve, trainable
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor
 from msjax.common.untrusted import reading
@@ -65,29 +71,30 @@ class GraphCell(Cell):
                 raise TypeError("For 'GraphCell', the key of the 'params_init' must be str, "
                                 "and the value must be Tensor or Parameter, "
                                 f"but got the key type: {type(name)}, and the value type: {type(value)}")
-        if isinstance(graph, GraphCell):
+        if isinstance(graph, GraphCell):       # msjax.load's cell: its graph, values and flags
             source = graph
-            graph = graph._graph
+            graph, train_graph = graph._graph, graph._train_graph
             values = {name: p.get_value() for name, p in source.parameters_dict().items()}
-        elif isinstance(graph, MindIRGraph):
-            values = dict(graph.parameters)
+            flags = {name: p.requires_grad for name, p in source.parameters_dict().items()}
         else:
-            graph = read(graph)
-            values = dict(graph.parameters)
+            graph = graph if isinstance(graph, MindIRGraph) else read(graph)
+            values, flags, train_graph = dict(graph.parameters), trainable(graph), _train_graph(graph)
         object.__setattr__(self, "_graph", graph)
+        object.__setattr__(self, "_train_graph", train_graph)
         object.__setattr__(self, "_writes", any(op.prim in _WRITES for op in graph.ops))
         for name, old in values.items():            # the graph's order, as MindSpore checks them
             if name in params_init:
                 values[name] = _checked_value(name, old, params_init[name])
-        for name, value in values.items():
-            setattr(self, name, Parameter(value, name=name))
+        _set_parameters(self, {name: Parameter(value, name=name, requires_grad=flags[name])
+                               for name, value in values.items()})
 
     def construct(self, *inputs):
-        params = {key: getattr(self, key).get_value() for key in self._graph.parameters}
-        if not self._writes:
-            return run(self._graph, params, *inputs)
+        graph = self._train_graph if self.training else self._graph
+        params = {key: getattr(self, key).get_value() for key in graph.parameters}
+        if not (self._writes or graph is not self._graph):
+            return run(graph, params, *inputs)
         updates = {}
-        out = run(self._graph, params, *inputs, updates=updates)
+        out = run(graph, params, *inputs, updates=updates)
         for key, value in updates.items():       # Assign nodes: the parameter keeps the new value
             getattr(self, key).set_value(value)
         return out
@@ -95,6 +102,43 @@ class GraphCell(Cell):
     def __repr__(self):
         graph = vars(self).get("_graph")
         return f"GraphCell<{graph.name}>" if graph is not None else "GraphCell<>"
+
+
+def _set_parameters(cell, params):
+    """Set ``params`` (name -> Parameter, in order) on a new ``cell`` in one go. One ``setattr``
+    per Parameter would make nnx check the whole ``_cell_order`` tuple each time: quadratic
+    (~370k checks for 600 tensors). The attributes are what ``Cell.__setattr__`` would leave."""
+    nodes = cell._pytree__nodes.update(dict.fromkeys(params, True))
+    object.__setattr__(cell, "_pytree__nodes", nodes)
+    for name, param in params.items():
+        object.__setattr__(cell, name, param)
+    cell._cell_order = tuple(vars(cell).get("_cell_order", ())) + tuple(params)   # one check, one version bump
+
+
+def _train_graph(graph):
+    """``graph`` as ``set_train(True)`` runs it: each BatchNorm on batch statistics
+    (is_training=True), followed by Assigns of its moving statistics (outputs 5 and 6 of
+    ``mindir_ops._batch_norm_train``) to the parameters it read them from. ``graph`` itself when
+    it has no BatchNorm whose statistics are parameters."""
+    alias = resolve(graph)
+    ops, constants = [], dict(graph.constants)
+    for op in graph.ops:
+        stats = [alias.get(name) for name in op.inputs[3:5]] if op.prim == "BatchNorm" else []
+        if len(stats) != 2 or None in stats:
+            ops.append(op)
+            continue
+        inputs = list(op.inputs) + [None] * (6 - len(op.inputs))
+        inputs[5] = "msjax:is_training"
+        constants["msjax:is_training"] = True
+        ops.append(dataclasses.replace(op, inputs=tuple(inputs)))
+        for index, full in zip((5, 6), stats):
+            constants[f"msjax:output{index}"] = index
+            item = f"{op.output}:msjax_moving{index}"
+            ops.append(Op("TupleGetItem", (op.output, f"msjax:output{index}"), item, {}, op.scope))
+            ops.append(Op("Assign", (full, item), f"{item}:assigned", {}, op.scope))
+    if len(ops) == len(graph.ops):
+        return graph
+    return dataclasses.replace(graph, constants=constants, ops=ops)
 
 
 def _checked_value(name, old, value):

@@ -109,11 +109,28 @@ def _reduce(fn):
 def _batch_norm(args, attrs):
     x, scale, bias, mean, var = args[:5]
     eps = args[6] if len(args) > 6 else attrs.get("epsilon", 1e-5)
-    if len(args) > 5 and args[5]:
-        raise ExportError("BatchNorm with is_training=True cannot run from a MINDIR graph")
     shape = (-1,) + (1,) * (x.ndim - 2)
+    if len(args) > 5 and args[5]:
+        return _batch_norm_train(x, scale, bias, mean, var, eps, args[7] if len(args) > 7 else attrs.get("momentum", 0.1))
     y = (x - mean.reshape(shape)) * lax.rsqrt(var.reshape(shape) + eps) * scale.reshape(shape) + bias.reshape(shape)
     return (y, mean, var, mean, var)
+
+
+def _batch_norm_train(x, scale, bias, mean, var, eps, momentum):
+    """is_training=True: normalise with the batch's statistics (biased variance). Outputs 0-4 are
+    MindSpore's (y, batch mean, batch variance, and the same two as its reserve spaces); 5 and 6,
+    msjax's own, are the moving statistics after MindSpore's update, ``(1 - momentum) * moving +
+    momentum * batch`` with the unbiased variance (``GraphCell`` in train mode assigns them)."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (-1,) + (1,) * (x.ndim - 2)
+    batch_mean, batch_var = jnp.mean(x, axes), jnp.var(x, axes)
+    n = x.size // x.shape[1]
+    y = (x - batch_mean.reshape(shape)) * lax.rsqrt(batch_var.reshape(shape) + eps) * scale.reshape(shape) \
+        + bias.reshape(shape)
+    unbiased = batch_var * (n / max(n - 1, 1))
+    new_mean = lax.stop_gradient((1 - momentum) * mean + momentum * batch_mean).astype(mean.dtype)
+    new_var = lax.stop_gradient((1 - momentum) * var + momentum * unbiased).astype(var.dtype)
+    return (y, batch_mean, batch_var, batch_mean, batch_var, new_mean, new_var)
 
 
 def _layer_norm(args, attrs):
