@@ -58,7 +58,70 @@ ROWS = [
     ("layernorm", "LayerNorm", dict(normalized_shape=(5,)), (3, 5), ("eval",)),
     ("layernorm_2d", "LayerNorm", dict(normalized_shape=(4, 5), begin_norm_axis=1, begin_params_axis=1,
                                        epsilon=1e-5), (3, 4, 5), ("eval",)),
+    ("conv1d_same_s2", "Conv1d", dict(in_channels=3, out_channels=4, kernel_size=3, stride=2, has_bias=True),
+     (2, 3, 9), ("eval",)),
+    ("conv1d_pad_group_dil", "Conv1d", dict(in_channels=4, out_channels=6, kernel_size=3, pad_mode="pad", padding=2,
+                                            dilation=2, group=2), (2, 4, 8), ("eval",)),
+    ("conv1d_valid", "Conv1d", dict(in_channels=2, out_channels=3, kernel_size=4, pad_mode="valid"), (1, 2, 7),
+     ("eval",)),
+    ("conv3d_same_s2", "Conv3d", dict(in_channels=2, out_channels=3, kernel_size=3, stride=2, has_bias=True),
+     (1, 2, 5, 6, 5), ("eval",)),
+    ("conv3d_pad", "Conv3d", dict(in_channels=2, out_channels=4, kernel_size=(2, 3, 2), pad_mode="pad",
+                                  padding=(1, 0, 1, 1, 0, 1)), (1, 2, 4, 6, 5), ("eval",)),
+    ("conv3d_valid_group", "Conv3d", dict(in_channels=4, out_channels=4, kernel_size=2, pad_mode="valid", group=2,
+                                          has_bias=True), (1, 4, 3, 4, 3), ("eval",)),
+    ("convT_same_s2", "Conv2dTranspose", dict(in_channels=3, out_channels=4, kernel_size=3, stride=2, has_bias=True),
+     (2, 3, 4, 5), ("eval",)),
+    ("convT_valid_group", "Conv2dTranspose", dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=2,
+                                                  pad_mode="valid", group=2), (1, 4, 3, 4), ("eval",)),
+    ("convT_pad_dil", "Conv2dTranspose", dict(in_channels=2, out_channels=3, kernel_size=3, stride=2, pad_mode="pad",
+                                              padding=(1, 0, 1, 2), dilation=2, has_bias=True), (1, 2, 4, 4),
+     ("eval",)),
+    ("convT_outpad", "Conv2dTranspose", dict(in_channels=2, out_channels=2, kernel_size=3, stride=2, pad_mode="pad",
+                                             padding=1, output_padding=1, has_bias=True), (1, 2, 3, 3), ("eval",)),
+    ("bn3d", "BatchNorm3d", dict(num_features=3, momentum=0.8), (4, 3, 2, 3, 2), ("train", "eval")),
+    ("groupnorm", "GroupNorm", dict(num_groups=2, num_channels=4), (2, 4, 3, 3), ("eval",)),
+    ("groupnorm_fixed", "GroupNorm", dict(num_groups=3, num_channels=3, eps=1e-3, affine=False), (2, 3, 2, 4),
+     ("eval",)),
+    ("avgpool1d_valid", "AvgPool1d", dict(kernel_size=3, stride=2), (2, 3, 9), ("eval",)),
+    ("avgpool1d_same", "AvgPool1d", dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 8), ("eval",)),
+    ("avgpool1d_pad_excl", "AvgPool1d", dict(kernel_size=3, stride=2, pad_mode="pad", padding=1,
+                                             count_include_pad=False), (2, 2, 7), ("eval",)),
+    ("maxpool1d_valid", "MaxPool1d", dict(kernel_size=2, stride=2), (2, 3, 9), ("eval",)),
+    ("maxpool1d_same_2d", "MaxPool1d", dict(kernel_size=3, stride=2, pad_mode="same"), (3, 8), ("eval",)),
+    ("maxpool1d_pad", "MaxPool1d", dict(kernel_size=3, stride=2, pad_mode="pad", padding=1), (2, 2, 7), ("eval",)),
+    ("adaptive_avg", "AdaptiveAvgPool2d", dict(output_size=(2, 3)), (2, 3, 5, 7), ("eval",)),
+    ("adaptive_avg_none", "AdaptiveAvgPool2d", dict(output_size=(None, 3)), (1, 2, 4, 5), ("eval",)),
+    ("adaptive_avg_3d", "AdaptiveAvgPool2d", dict(output_size=3), (2, 5, 4), ("eval",)),
+    ("adaptive_max", "AdaptiveMaxPool2d", dict(output_size=(2, 3)), (2, 3, 5, 7), ("eval",)),
+    ("adaptive_max_int", "AdaptiveMaxPool2d", dict(output_size=3), (1, 2, 7, 6), ("eval",)),
+    ("upsample_nearest", "Upsample", dict(size=(5, 7)), (1, 2, 3, 4), ("eval",)),
+    ("upsample_nearest_down", "Upsample", dict(size=(2, 3)), (1, 2, 5, 7), ("eval",)),
+    ("upsample_bilinear", "Upsample", dict(size=(5, 7), mode="bilinear"), (1, 2, 3, 4), ("eval",)),
+    ("upsample_bilinear_ac", "Upsample", dict(size=(5, 7), mode="bilinear", align_corners=True), (1, 2, 3, 4),
+     ("eval",)),
+    ("upsample_bilinear_down", "Upsample", dict(size=(2, 3), mode="bilinear", align_corners=False), (1, 1, 5, 7),
+     ("eval",)),
+    ("pad_constant", "Pad", dict(paddings=((0, 0), (0, 0), (1, 2), (2, 1))), (1, 2, 3, 4), ("eval",)),
+    ("pad_reflect", "Pad", dict(paddings=((0, 0), (1, 1), (2, 3)), mode="REFLECT"), (2, 3, 4), ("eval",)),
+    ("pad_symmetric", "Pad", dict(paddings=((1, 3), (2, 4)), mode="SYMMETRIC"), (3, 4), ("eval",)),
+    ("prelu", "PReLU", dict(channel=3), (2, 3, 4), ("eval",)),
+    ("prelu_shared", "PReLU", dict(w=0.1), (3, 5), ("eval",)),
+    ("leakyrelu", "LeakyReLU", {}, (3, 5), ("eval",)),
+    ("leakyrelu_big", "LeakyReLU", dict(alpha=1.5), (3, 5), ("eval",)),
+    ("relu6", "ReLU6", {}, (3, 5), ("eval",)),
+    ("hswish", "HSwish", {}, (3, 5), ("eval",)),
+    ("hsigmoid", "HSigmoid", {}, (3, 5), ("eval",)),
+    ("silu", "SiLU", {}, (3, 5), ("eval",)),
+    ("mish", "Mish", {}, (3, 5), ("eval",)),
+    ("logsoftmax", "LogSoftmax", {}, (3, 5), ("eval",)),
+    ("logsoftmax_axis0", "LogSoftmax", dict(axis=0), (3, 5), ("eval",)),
+    ("identity", "Identity", {}, (3, 5), ("eval",)),
+    ("dropout1d_eval", "Dropout1d", dict(p=0.4), (2, 3, 4), ("eval",)),
+    ("dropout2d_eval", "Dropout2d", dict(p=0.4), (2, 3, 2, 2), ("eval",)),
 ]
+#: inputs are scaled so the activations' kinks and saturations (relu6 at 6, hswish at +-3) are crossed
+INPUT_SCALE = {"ReLU6": 4.0, "HSwish": 3.0, "HSigmoid": 3.0}
 CASES = [(row, mode) for row in ROWS for mode in row[4]]
 INT_INPUT = {"Embedding"}
 
@@ -71,13 +134,10 @@ with open(os.path.join(helper_dir, "ms_loss_cell.py"), "w") as fh:
 sys.path.insert(0, helper_dir)
 from ms_loss_cell import LossCell
 rows = json.loads(inputs["spec"].item())
+def tuples(value):  # json turned the layers' tuple arguments into lists
+    return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 def run_row(rid, cls, kwargs, nparams, mode, int_input):
-    if "normalized_shape" in kwargs:
-        kwargs["normalized_shape"] = tuple(kwargs["normalized_shape"])
-    if isinstance(kwargs.get("padding"), list):
-        kwargs["padding"] = tuple(kwargs["padding"])
-    if isinstance(kwargs.get("kernel_size"), list):
-        kwargs["kernel_size"] = tuple(kwargs["kernel_size"])
+    kwargs = {k: tuples(v) for k, v in kwargs.items()}
     net = getattr(nn, cls)(**kwargs)
     named = list(net.parameters_and_names())
     assert len(named) == nparams, (rid, [n for n, _ in named])
@@ -139,7 +199,7 @@ def _build(row):
     if cls in INT_INPUT:
         x = rng.integers(0, kwargs["vocab_size"], shape).astype(np.int32)
     else:
-        x = rng.normal(0, 1, shape).astype(np.float32)
+        x = (rng.normal(0, 1, shape) * INPUT_SCALE.get(cls, 1.0)).astype(np.float32)
     return cell, x
 
 

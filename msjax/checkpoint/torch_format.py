@@ -170,6 +170,7 @@ def names_of_net(net):
 
     Each cell's own Parameters are named by its ``TORCH_NAMES`` (MindSpore attribute <- PyTorch
     key; a name it does not list is the same in both), and its ``TORCH_DROPPED`` keys map to None.
+    A cell with ``TORCH_INLINE = True`` has its keys named at its parent's level.
     A Parameter shared by several cells keeps its first name; the later keys (PyTorch's tied
     copies) map to None.
     """
@@ -179,6 +180,8 @@ def names_of_net(net):
     expected, seen = OrderedDict(), set()
     for cell_name, cell in net.cells_and_names():
         declared = getattr(cell, "TORCH_NAMES", {})
+        if getattr(cell, "TORCH_INLINE", False):   # a helper child (BatchNorm3d's bn2d): keys at the parent's level
+            cell_name = cell_name.rpartition(".")[0]
         prefix = f"{cell_name}." if cell_name else ""
         for attr, param in cell.parameters_and_names(expand=False):
             expected[prefix + declared.get(attr, attr)] = None if id(param) in seen else param.name

@@ -1,4 +1,4 @@
-"""Dense, Flatten and Dropout with MindSpore 2.10's arguments, defaults and parameter layouts.
+"""Dense, Flatten, Identity, Dropout, Dropout1d and Dropout2d with MindSpore 2.10's arguments, defaults and parameter layouts.
 
 >>> nn.Dense(3, 4)(Tensor(np.ones((2, 3), np.float32))).shape
 (2, 4)
@@ -20,7 +20,7 @@ from msjax.nn.cell import Cell
 from msjax.nn.layer.activation import get_activation
 from msjax.ops.primitives import Primitive
 
-__all__ = ["Dense", "Flatten", "Dropout"]
+__all__ = ["Dense", "Flatten", "Identity", "Dropout", "Dropout1d", "Dropout2d"]
 
 
 class Dense(Cell):
@@ -110,3 +110,54 @@ class Dropout(Cell):
             return x
         keep = jax.random.bernoulli(self.rngs.dropout(), self.keep_prob, x.shape)
         return jnp.where(keep, x / self.keep_prob, jnp.zeros((), x.dtype))
+
+
+class Identity(Cell):
+    """Returns its input; takes and ignores any arguments, as MindSpore."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def construct(self, x):
+        return x
+
+
+class _ChannelDropout(Cell):
+    """Zero whole channels (axis -ndim+1 of a batched input) with probability ``p`` in training.
+
+    Kept channels are scaled by ``1 / (1 - p)``; eval mode is the identity.
+    """
+    _ndims = ()
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(p, float):
+            raise TypeError(f"{name}: p must be a float, got {type(p).__name__}")
+        if not 0 <= p <= 1:
+            raise LayerArgumentError(f"{name}: p must be in [0, 1], got {p}")
+        self.p = p
+        self.rngs = nnx.Rngs(dropout=draw_seed())
+
+    def construct(self, x):
+        if x.ndim not in self._ndims:
+            raise LayerArgumentError(f"{type(self).__name__}: expected a {' or '.join(map(str, self._ndims))}-D "
+                                     f"input, got shape {tuple(x.shape)}")
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return jnp.zeros_like(x)
+        spatial = self._ndims[-1] - 2               # trailing axes that share one draw
+        mask_shape = x.shape[:x.ndim - spatial] + (1,) * spatial
+        keep = jax.random.bernoulli(self.rngs.dropout(), 1 - self.p, mask_shape)
+        return jnp.where(keep, x / (1 - self.p), jnp.zeros((), x.dtype))
+
+
+class Dropout1d(_ChannelDropout):
+    """Dropout of whole channels of an N x C x L (or C x L) input."""
+    _ndims = (2, 3)
+
+
+class Dropout2d(_ChannelDropout):
+    """Dropout of whole channels of an N x C x H x W input."""
+    _ndims = (4,)
