@@ -302,3 +302,102 @@ def test_default_initialisers_follow_mindspore_bounds():
     emb = nn.Embedding(50, 40, padding_idx=3)  # 'normal' is Normal(sigma=0.01)
     table = emb.embedding_table.asnumpy()
     assert not table[3].any() and 0.008 < table.std() < 0.012
+
+
+@pytest.mark.parametrize("cls, shape", [("Dropout1d", (16, 64, 3)), ("Dropout1d", (256, 5)),
+                                        ("Dropout2d", (16, 64, 2, 3))])
+def test_channel_dropout_drops_whole_channels_and_scales_the_rest(cls, shape):
+    """Train mode is random (no oracle): whole channels are zero, the others x / (1 - p), about p dropped."""
+    p = 0.3
+    msjax.set_seed(11)
+    layer = getattr(nn, cls)(p=p).set_train(True)
+    x = np.random.default_rng(0).uniform(1, 2, shape).astype(np.float32)
+    out = layer(msjax.Tensor(x)).asnumpy()
+    spatial = (-1,) if cls == "Dropout1d" else (-2, -1)
+    dropped = (out == 0).all(axis=spatial)
+    kept = ~dropped
+    assert ((out == 0) == dropped[(...,) + (None,) * len(spatial)]).all(), "a channel is only partly zeroed"
+    np.testing.assert_allclose(out[kept], x[kept] / (1 - p), rtol=1e-6)
+    assert abs(dropped.mean() - p) < 4 * np.sqrt(p * (1 - p) / dropped.size)
+    again = layer(msjax.Tensor(x)).asnumpy()          # the stream advances: a new mask
+    assert not np.array_equal((again == 0).all(axis=spatial), dropped)
+    assert (layer.set_train(False)(msjax.Tensor(x)).asnumpy() == x).all()
+
+
+def test_instance_norm_matches_torch_in_train_and_eval():
+    """MindSpore 2.10 has no CPU InstanceNorm kernel, so PyTorch (affine, running stats) is the oracle."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = rng.normal(1, 2, (3, 4, 5, 6)).astype(np.float32)
+    gamma, beta = rng.uniform(0.5, 1.5, 4).astype(np.float32), rng.normal(0, 1, 4).astype(np.float32)
+    ref = torch.nn.InstanceNorm2d(4, eps=1e-5, momentum=0.2, affine=True, track_running_stats=True).train()
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(gamma))
+        ref.bias.copy_(torch.from_numpy(beta))
+        expected = ref(torch.from_numpy(x)).numpy()
+    layer = nn.InstanceNorm2d(4, momentum=0.2)
+    layer.gamma.set_data(gamma)
+    layer.beta.set_data(beta)
+    out = layer.set_train(True)(msjax.Tensor(x)).asnumpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.moving_mean.asnumpy(), ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.moving_variance.asnumpy(), ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    stats = layer.moving_mean.asnumpy().copy()
+    # eval still normalises by the instance statistics (MindSpore's rule), and leaves the moving ones alone
+    np.testing.assert_allclose(layer.set_train(False)(msjax.Tensor(x)).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+    assert (layer.moving_mean.asnumpy() == stats).all()
+    assert [n for n, _ in layer.parameters_and_names()] == ["moving_mean", "moving_variance", "gamma", "beta"]
+    assert [p.requires_grad for _, p in nn.InstanceNorm2d(2, affine=False).parameters_and_names()] == [False] * 4
+
+
+BAD_ARGUMENTS = [
+    (lambda: nn.Conv1d(2, 2, (3,)), TypeError, "Conv1d: kernel_size must be an int"),
+    (lambda: nn.Conv1d(2, 2, 3, padding=1), LayerArgumentError, "needs pad_mode='pad'"),
+    (lambda: nn.Conv3d(2, 2, (3, 3)), LayerArgumentError, "Conv3d: kernel_size must be .* 3 positive ints"),
+    (lambda: nn.Conv3d(2, 2, 3, pad_mode="pad", padding=(1, 1, 1, 1)), LayerArgumentError,
+     "Conv3d: padding must be .* 6"),
+    (lambda: nn.Conv2dTranspose(2, 2, 3, stride=2, output_padding=1), LayerArgumentError,
+     "output_padding=1 needs pad_mode='pad'"),
+    (lambda: nn.Conv2dTranspose(2, 2, 3, pad_mode="pad", output_padding=1), LayerArgumentError,
+     r"output_padding=1 must be in \[0, max\(stride, dilation\)\)"),
+    (lambda: nn.GroupNorm(3, 4), LayerArgumentError, "GroupNorm: num_groups=3 must divide num_channels=4"),
+    (lambda: nn.GroupNorm(2, 4, eps=1), LayerArgumentError, "GroupNorm: eps must be a float"),
+    (lambda: nn.InstanceNorm2d(0, momentum=2.0), LayerArgumentError,
+     "InstanceNorm2d: num_features must be a positive int, got 0"),
+    (lambda: nn.AvgPool1d(kernel_size=(2,)), LayerArgumentError, "AvgPool1d: kernel_size must be a positive int"),
+    (lambda: nn.MaxPool1d(2, padding=1), LayerArgumentError, "needs pad_mode='pad'"),
+    (lambda: nn.AdaptiveAvgPool2d((2, 0)), LayerArgumentError, "AdaptiveAvgPool2d: output_size"),
+    (lambda: nn.AdaptiveMaxPool2d(2, return_indices=True), LayerArgumentError, "return_indices=True"),
+    (lambda: nn.Upsample(scale_factor=2.0), LayerArgumentError, "scale_factor.*give size=.*size is required"),
+    (lambda: nn.Upsample(size=4, align_corners=True), LayerArgumentError, "align_corners cannot be set"),
+    (lambda: nn.Upsample(size=4, mode="bicubic"), LayerArgumentError, "mode must be 'nearest' or 'bilinear'"),
+    (lambda: nn.Pad([(1, 1)]), TypeError, "Pad: paddings must be a tuple"),
+    (lambda: nn.Pad(((1, 1), (2,)), mode="REFLECT"), LayerArgumentError, r"\(before, after\) pair.*\[\(2,\)\]"),
+    (lambda: nn.Pad(((1, 1),), mode="EDGE"), LayerArgumentError, "Pad: mode must be one of"),
+    (lambda: nn.Pad(((1, 1),))(msjax.Tensor(np.ones((2, 2), np.float32))), LayerArgumentError,
+     "paddings has 1 pairs but the input has 2 dimensions"),
+    (lambda: nn.Pad(((2, 0), (0, 0)), mode="REFLECT")(msjax.Tensor(np.ones((2, 2), np.float32))),
+     LayerArgumentError, r"REFLECT padding must be < .*\(0, \(2, 0\)\)"),
+    (lambda: nn.PReLU(2, w=[0.1]), LayerArgumentError, "PReLU: w as a list needs 2 floats"),
+    (lambda: nn.PReLU(2, w=1), TypeError, "PReLU: w must be a float, list or Tensor"),
+    (lambda: nn.Dropout2d(p=1), TypeError, "Dropout2d: p must be a float"),
+    (lambda: nn.Dropout1d(p=1.5), LayerArgumentError, r"Dropout1d: p must be in \[0, 1\]"),
+    (lambda: nn.Dropout2d()(msjax.Tensor(np.ones((2, 2, 2), np.float32))), LayerArgumentError,
+     "Dropout2d: expected a 4-D input"),
+    (lambda: nn.BatchNorm3d(2)(msjax.Tensor(np.ones((2, 2, 2, 2), np.float32))), LayerArgumentError,
+     "BatchNorm3d: expected a 5-D input"),
+]
+
+
+@pytest.mark.parametrize("make, error, match", BAD_ARGUMENTS, ids=[m for _, _, m in BAD_ARGUMENTS])
+def test_new_layers_refuse_bad_arguments_by_name(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_get_activation_knows_mindspores_names_for_the_new_cells():
+    names = {"relu6": "ReLU6", "leakyrelu": "LeakyReLU", "prelu": "PReLU", "hswish": "HSwish",
+             "hsigmoid": "HSigmoid", "silu": "SiLU", "mish": "Mish", "logsoftmax": "LogSoftmax"}
+    for name, cls in names.items():
+        assert type(nn.get_activation(name)).__name__ == cls
+    assert nn.Dense(3, 2, activation="hswish").activation.__class__.__name__ == "HSwish"

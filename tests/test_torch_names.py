@@ -31,6 +31,13 @@ LAYER_PAIRS = [
     (lambda: nn.BatchNorm1d(4), lambda: T.BatchNorm1d(4)),
     (lambda: nn.BatchNorm2d(4), lambda: T.BatchNorm2d(4)),
     (lambda: nn.LayerNorm((4,)), lambda: T.LayerNorm(4)),
+    (lambda: nn.Conv3d(2, 4, 3, has_bias=True), lambda: T.Conv3d(2, 4, 3)),
+    (lambda: nn.Conv2dTranspose(4, 6, 3, group=2, has_bias=True), lambda: T.ConvTranspose2d(4, 6, 3, groups=2)),
+    (lambda: nn.BatchNorm3d(4), lambda: T.BatchNorm3d(4)),
+    (lambda: nn.GroupNorm(2, 4), lambda: T.GroupNorm(2, 4)),
+    (lambda: nn.InstanceNorm2d(4), lambda: T.InstanceNorm2d(4, affine=True, track_running_stats=True)),
+    (lambda: nn.PReLU(3), lambda: T.PReLU(3)),
+    (lambda: nn.SequentialCell([nn.BatchNorm3d(4)]), lambda: T.Sequential(T.BatchNorm3d(4))),  # nested bn2d
 ]
 
 
