@@ -9,9 +9,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from msjax.errors import LayerArgumentError
 from msjax.nn.cell import Cell
 
-__all__ = ["LossBase", "SoftmaxCrossEntropyWithLogits", "CrossEntropyLoss", "MSELoss"]
+__all__ = ["LossBase", "SoftmaxCrossEntropyWithLogits", "CrossEntropyLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
+           "BCEWithLogitsLoss", "NLLLoss", "KLDivLoss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -100,3 +102,94 @@ class MSELoss(LossBase):
 
     def construct(self, logits, labels):
         return self.get_loss(jnp.square(jnp.asarray(logits) - jnp.asarray(labels)))
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return jnp.mean(loss)
+    if reduction == "sum":
+        return jnp.sum(loss)
+    return loss
+
+
+class L1Loss(LossBase):
+    """Mean absolute error ``|logits - labels|`` with ``reduction`` (default ``'mean'``)."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__(reduction)
+
+    def construct(self, logits, labels):
+        return self.get_loss(jnp.abs(jnp.asarray(logits) - jnp.asarray(labels)))
+
+
+class SmoothL1Loss(LossBase):
+    """``0.5 * d ** 2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 * beta`` (default ``reduction='none'``)."""
+
+    def __init__(self, beta=1.0, reduction="none"):
+        super().__init__(reduction)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+            raise TypeError(f"For 'SmoothL1Loss', 'beta' must be a float, got {type(beta).__name__}")
+        if beta <= 0:
+            raise LayerArgumentError(f"For 'SmoothL1Loss', 'beta' must be > 0, got {beta}")
+        self.beta = float(beta)
+
+    def construct(self, logits, labels):
+        d = jnp.abs(jnp.asarray(logits) - jnp.asarray(labels))
+        return self.get_loss(jnp.where(d < self.beta, 0.5 * d * d / self.beta, d - 0.5 * self.beta))
+
+
+class BCEWithLogitsLoss(LossBase):
+    """``-weight * (pos_weight * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x)))``, computed stably."""
+
+    def __init__(self, reduction="mean", weight=None, pos_weight=None):
+        super().__init__(reduction)
+        self.weight = None if weight is None else jnp.asarray(weight, jnp.float32)
+        self.pos_weight = None if pos_weight is None else jnp.asarray(pos_weight, jnp.float32)
+
+    def construct(self, logits, labels):
+        x, y = jnp.asarray(logits), jnp.asarray(labels, jnp.asarray(logits).dtype)
+        log_p, log_not_p = jax.nn.log_sigmoid(x), jax.nn.log_sigmoid(-x)
+        pos = y * log_p if self.pos_weight is None else self.pos_weight.astype(x.dtype) * y * log_p
+        loss = -(pos + (1 - y) * log_not_p)
+        if self.weight is not None:
+            loss = loss * self.weight.astype(x.dtype)
+        return self.get_loss(loss)
+
+
+class NLLLoss(LossBase):
+    """``-weight[t] * logits[n, t]`` for class indices ``t``; ``'mean'`` divides by the kept weights."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction)
+        self.class_weight = None if weight is None else jnp.asarray(weight, jnp.float32)
+        self.ignore_index = int(ignore_index)
+
+    def construct(self, logits, labels):
+        x, t = jnp.asarray(logits), jnp.asarray(labels)
+        valid = t != self.ignore_index
+        safe = jnp.where(valid, t, 0)
+        picked = jnp.take_along_axis(x, jnp.expand_dims(safe, 1), axis=1).squeeze(1)
+        w = jnp.ones((x.shape[1],), x.dtype) if self.class_weight is None else self.class_weight.astype(x.dtype)
+        wt = jnp.take(w, safe) * valid
+        loss = -picked * wt
+        if self.reduction == "mean":
+            return jnp.sum(loss) / jnp.sum(wt)
+        return _reduce(loss, self.reduction)
+
+
+class KLDivLoss(LossBase):
+    """``labels * (log(labels) - logits)`` (0 where ``labels`` is 0); ``reduction`` adds ``'batchmean'``."""
+
+    def __init__(self, reduction="mean"):
+        if reduction not in ("batchmean", *_REDUCTIONS):
+            raise ValueError(f"For 'KLDivLoss', 'reduction' must be one of ['batchmean', 'mean', 'sum', 'none'], "
+                             f"got {reduction!r}")
+        super().__init__("none")
+        self.reduction = reduction
+
+    def construct(self, logits, labels):
+        x, y = jnp.asarray(logits), jnp.asarray(labels)
+        loss = jax.scipy.special.xlogy(y, y) - y * x
+        if self.reduction == "batchmean":
+            return jnp.sum(loss) / x.shape[0]
+        return _reduce(loss, self.reduction)
