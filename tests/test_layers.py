@@ -401,3 +401,49 @@ def test_get_activation_knows_mindspores_names_for_the_new_cells():
     for name, cls in names.items():
         assert type(nn.get_activation(name)).__name__ == cls
     assert nn.Dense(3, 2, activation="hswish").activation.__class__.__name__ == "HSwish"
+
+
+class NewLayersNet(nn.Cell):
+    """The new layers that export, in one small network (Conv3d: ONNX only; Conv2dTranspose: neither)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.Pad(((0, 0), (0, 0), (1, 1), (2, 1)), mode="REFLECT")
+        self.prelu, self.group_norm, self.instance_norm = nn.PReLU(3), nn.GroupNorm(1, 3), nn.InstanceNorm2d(3)
+        self.hswish, self.up = nn.HSwish(), nn.Upsample(size=(12, 13), mode="bilinear")
+        self.max_pool, self.avg_pool = nn.AdaptiveMaxPool2d(6), nn.AdaptiveAvgPool2d((3, 4))
+        self.conv1d, self.max1d, self.avg1d = nn.Conv1d(3, 4, 3, has_bias=True), nn.MaxPool1d(2, 2), nn.AvgPool1d(2, 2)
+        self.tail = nn.SequentialCell([nn.Mish(), nn.LeakyReLU(), nn.ReLU6(), nn.SiLU(), nn.HSigmoid(),
+                                       nn.Identity(), nn.Dropout1d(0.3), nn.LogSoftmax()])
+        self.bn3d = nn.BatchNorm3d(4)
+
+    def construct(self, x):
+        x = self.avg_pool(self.max_pool(self.up(self.hswish(self.instance_norm(self.group_norm(self.prelu(
+            self.pad(x))))))))
+        x = self.avg1d(self.max1d(self.conv1d(x.reshape(x.shape[0], 3, -1))))
+        return self.tail(self.bn3d(x.reshape(x.shape + (1, 1))).reshape(x.shape))
+
+
+@requires_mindspore
+def test_new_layers_export_to_onnx_and_mindir_that_mindspore_runs(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    msjax.set_seed(3)
+    net = NewLayersNet().set_train(False)
+    x = np.random.default_rng(2).normal(0, 2, (2, 3, 8, 8)).astype(np.float32)
+    expected = net(msjax.Tensor(x)).asnumpy()
+    msjax.export(net, msjax.Tensor(x), file_name=str(tmp_path / "net"), file_format="ONNX")
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], expected, rtol=1e-4,
+                               atol=1e-5)
+    msjax.export(net, msjax.Tensor(x), file_name=str(tmp_path / "net"), file_format="MINDIR")
+    theirs = run_mindspore("""
+graph = nn.GraphCell(ms.load(str(inputs["path"])))
+outputs["y"] = graph(Tensor(inputs["x"])).asnumpy()
+""", {"path": np.array(str(tmp_path / "net.mindir")), "x": x})
+    np.testing.assert_allclose(theirs["y"], expected, rtol=1e-4, atol=1e-5)
+    conv3d = nn.Conv3d(2, 3, 3, stride=2, has_bias=True)
+    x3 = np.random.default_rng(4).normal(0, 1, (1, 2, 5, 6, 5)).astype(np.float32)
+    msjax.export(conv3d, msjax.Tensor(x3), file_name=str(tmp_path / "conv3d"), file_format="ONNX")
+    session = ort.InferenceSession(str(tmp_path / "conv3d.onnx"))
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x3})[0],
+                               conv3d(msjax.Tensor(x3)).asnumpy(), rtol=1e-4, atol=1e-5)

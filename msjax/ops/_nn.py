@@ -131,3 +131,16 @@ def layer_norm(x, gamma, beta, begin_norm_axis=-1, begin_params_axis=-1, epsilon
 def gelu(x, approximate="tanh"):
     """GELU; ``approximate='tanh'`` (MindSpore's default) or ``'none'`` (exact erf form)."""
     return jax.nn.gelu(x, approximate=approximate == "tanh")
+
+
+def resize_hw(x, rows, cols):
+    """``rows @ x @ cols.T`` over the last two axes of ``x`` (``rows``: (out_h, h), ``cols``: (out_w, w)).
+
+    Written as two plain 2-D matrix products with reshapes and transposes, which every export
+    format writes (an einsum would be a batched ``dot_general`` MINDIR has no form for).
+    """
+    lead, (h, w) = x.shape[:-2], x.shape[-2:]
+    y = x.reshape(-1, w) @ cols.T                                        # (..., h, out_w)
+    y = jnp.swapaxes(y.reshape(lead + (h, cols.shape[0])), -1, -2)       # (..., out_w, h)
+    y = y.reshape(-1, h) @ rows.T                                        # (..., out_w, out_h)
+    return jnp.swapaxes(y.reshape(lead + (cols.shape[0], rows.shape[0])), -1, -2)

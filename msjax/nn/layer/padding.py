@@ -9,6 +9,7 @@ the cell runs). REFLECT mirrors without repeating the edge (``pad < size``), SYM
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from msjax.errors import LayerArgumentError
@@ -16,7 +17,18 @@ from msjax.nn.cell import Cell
 
 __all__ = ["Pad"]
 
-_MODES = {"CONSTANT": "constant", "REFLECT": "reflect", "SYMMETRIC": "symmetric"}
+_MODES = ("CONSTANT", "REFLECT", "SYMMETRIC")
+
+
+def _mirror(x, axis, before, after, edge):
+    """Mirror ``before``/``after`` cells onto ``axis``, joined from one-cell slices (no ``rev`` to export)."""
+    n, skip = x.shape[axis], 0 if edge else 1
+    if not before and not after:
+        return x
+    cell = [jax.lax.slice_in_dim(x, i, i + 1, axis=axis) for i in range(n)]
+    head = [cell[i] for i in range(before - 1 + skip, skip - 1, -1)]
+    tail = [cell[n - 1 - skip - k] for k in range(after)]
+    return jnp.concatenate(head + [x] + tail, axis=axis)
 
 
 class Pad(Cell):
@@ -48,4 +60,8 @@ class Pad(Cell):
             if over:
                 raise LayerArgumentError(f"Pad: {self.mode} padding must be {'<' if limit == 0 else '<='} the "
                                          f"dimension's size; (axis, pair) {over} exceed shape {tuple(x.shape)}")
-        return jnp.pad(x, self.paddings, mode=_MODES[self.mode])
+        if self.mode == "CONSTANT":
+            return jnp.pad(x, self.paddings)
+        for axis, (before, after) in enumerate(self.paddings):
+            x = _mirror(x, axis, before, after, self.mode == "SYMMETRIC")
+        return x

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -152,7 +153,7 @@ class AdaptiveAvgPool2d(_AdaptivePool2d):
                 m[i, lo:hi] = 1 / (hi - lo)
             return jnp.asarray(m, x.dtype)
 
-        return jnp.einsum("oh,...hw,pw->...op", matrix(rows, x.shape[-2]), x, matrix(cols, x.shape[-1]))
+        return _nn.resize_hw(x, matrix(rows, x.shape[-2]), matrix(cols, x.shape[-1]))
 
 
 class AdaptiveMaxPool2d(_AdaptivePool2d):
@@ -165,13 +166,8 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
         self.return_indices = return_indices
 
     def _pool(self, x, rows, cols):
-        def gather(x, bins, axis):  # (..., out, widest window) with cells past a window's end at -inf
-            width = max(hi - lo for lo, hi in bins)
-            index = np.array([[min(lo + k, hi - 1) for k in range(width)] for lo, hi in bins])
-            inside = np.array([[lo + k < hi for k in range(width)] for lo, hi in bins])
-            taken = jnp.take(x, index.reshape(-1), axis=axis)
-            taken = taken.reshape(x.shape[:axis % x.ndim] + index.shape + x.shape[axis % x.ndim + 1:])
-            mask = inside.reshape(inside.shape + (1,) * (x.ndim - 1 - axis % x.ndim))
-            return jnp.max(jnp.where(mask, taken, -jnp.inf), axis=axis % x.ndim + 1)
+        def per_bin(x, bins, axis):  # one static slice and max per window, joined: no gather to export
+            return jnp.concatenate([jnp.max(jax.lax.slice_in_dim(x, lo, hi, axis=axis), axis=axis, keepdims=True)
+                                    for lo, hi in bins], axis=axis)
 
-        return gather(gather(x, rows, x.ndim - 2), cols, x.ndim - 1)
+        return per_bin(per_bin(x, rows, x.ndim - 2), cols, x.ndim - 1)

@@ -3,7 +3,7 @@
 ``nearest`` takes source cell ``floor(dst * in / out)``. ``bilinear`` with ``align_corners=False``
 (the default, as ``None``) samples at ``(dst + 0.5) * in / out - 0.5`` (half-pixel centres,
 clamped at 0); with True at ``dst * (in - 1) / (out - 1)``, so the corners line up. Each axis is a
-small interpolation matrix, so the resize is two matrix products.
+small interpolation matrix, so the resize is two matrix products (``_nn.resize_hw``).
 
 >>> nn.Upsample(size=(4, 6))(Tensor(np.ones((1, 1, 2, 3), np.float32))).shape
 (1, 1, 4, 6)
@@ -15,6 +15,7 @@ import numpy as np
 
 from msjax.errors import LayerArgumentError
 from msjax.nn.cell import Cell
+from msjax.ops import _nn
 
 __all__ = ["Upsample"]
 
@@ -74,4 +75,4 @@ class Upsample(Cell):
             raise LayerArgumentError(f"Upsample: expected an N x C x H x W input, got shape {tuple(x.shape)}")
         rows = jnp.asarray(_matrix(self.mode, x.shape[2], self.size[0], bool(self.align_corners)), x.dtype)
         cols = jnp.asarray(_matrix(self.mode, x.shape[3], self.size[1], bool(self.align_corners)), x.dtype)
-        return jnp.einsum("oh,nchw,pw->ncop", rows, x, cols)
+        return _nn.resize_hw(x, rows, cols)
