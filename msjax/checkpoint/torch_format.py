@@ -170,19 +170,24 @@ def names_of_net(net):
 
     Each cell's own Parameters are named by its ``TORCH_NAMES`` (MindSpore attribute <- PyTorch
     key; a name it does not list is the same in both), and its ``TORCH_DROPPED`` keys map to None.
-    A cell with ``TORCH_INLINE = True`` has its keys named at its parent's level.
+    A cell with ``TORCH_INLINE = True`` has its keys named at its parent's level; a cell's
+    ``TORCH_CHILDREN`` renames its sub-cells (TransformerEncoderLayer's ``dense1`` is ``linear1``).
     A Parameter shared by several cells keeps its first name; the later keys (PyTorch's tied
     copies) map to None.
     """
     if not (hasattr(net, "cells_and_names") and hasattr(net, "parameters_and_names")):
         raise TypeError(f"net= must be an msjax Cell (the network the weights are for), not "
                         f"{type(net).__name__}")
-    expected, seen = OrderedDict(), set()
-    for cell_name, cell in net.cells_and_names():
+    expected, seen, torch_paths = OrderedDict(), set(), {}
+    for cell_name, cell in net.cells_and_names():      # parents come before their children
         declared = getattr(cell, "TORCH_NAMES", {})
-        if getattr(cell, "TORCH_INLINE", False):   # a helper child (BatchNorm3d's bn2d): keys at the parent's level
-            cell_name = cell_name.rpartition(".")[0]
-        prefix = f"{cell_name}." if cell_name else ""
+        base = torch_paths.get(cell_name, cell_name)
+        for attr, child in cell.name_cells().items():
+            renamed = getattr(cell, "TORCH_CHILDREN", {}).get(attr, attr)
+            inline = getattr(child, "TORCH_INLINE", False)   # a helper child (BatchNorm3d's bn2d)
+            torch_paths.setdefault(f"{cell_name}.{attr}" if cell_name else attr,
+                                   base if inline else (f"{base}.{renamed}" if base else renamed))
+        prefix = f"{base}." if base else ""
         for attr, param in cell.parameters_and_names(expand=False):
             expected[prefix + declared.get(attr, attr)] = None if id(param) in seen else param.name
             seen.add(id(param))

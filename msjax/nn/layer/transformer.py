@@ -55,6 +55,8 @@ class _LayerBase(Cell):
     """Settings, feed-forward block and norms shared by the encoder and decoder layers."""
 
     _norms = 2
+    #: PyTorch's module names for the feed-forward Dense cells (msjax.checkpoint.torch_format)
+    TORCH_CHILDREN = {"dense1": "linear1", "dense2": "linear2"}
 
     def __init__(self, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
                  norm_first, dtype, cross_attention):
