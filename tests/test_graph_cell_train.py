@@ -21,6 +21,8 @@ from oracle import requires_mindspore, run_mindspore
 
 import msjax
 from msjax import Tensor, nn
+from msjax_exporters.from_mindir import MindIRGraph, Op
+from msjax_exporters.mindir_usage import trainable
 
 pytestmark = [pytest.mark.mindspore, requires_mindspore]
 
@@ -231,3 +233,39 @@ def test_requires_grad_overrides_and_load_builds_once(trained, tmp_path):
     weight.requires_grad = False
     assert "head.weight" not in [p.name for p in wrapped.trainable_params()]
     assert cell.parameters_dict()["head.weight"].requires_grad            # the source keeps its own
+
+
+def _graph(params, ops):
+    """A MindIRGraph of ``params`` (name -> array) and ``ops`` ((prim, inputs, output)), for the rules."""
+    return MindIRGraph("t.mindir", "g", dict(params), {n: n for n in params}, [], [],
+                       {"u": None, "i": 0}, [Op(p, tuple(i), o, {}, "") for p, i, o in ops])
+
+
+F, I32 = np.zeros(3, np.float32), np.zeros(3, np.int32)
+#: (case, params, ops, the names trained)
+USAGE = [
+    ("data use", {"w": F}, [("Mul", ["x", "w"], "y")], {"w"}),
+    ("never read", {"w": F}, [], {"w"}),
+    ("int tensor", {"n": I32}, [("Add", ["x", "n"], "y")], set()),
+    ("bool tensor", {"m": np.zeros(3, bool)}, [], set()),
+    ("BN statistics", {"g": F, "b": F, "m": F, "v": F},
+     [("BatchNorm", ["x", "g", "b", "m", "v"], "y")], {"g", "b"}),
+    ("through Load", {"m": F, "v": F, "g": F},
+     [("Load", ["m", "u"], "lm"), ("Load", ["v", "u"], "lv"), ("BatchNorm", ["x", "g", "g", "lm", "lv"], "y"),
+      ("MakeTuple", ["lm", "lv"], "t"), ("UpdateState", ["u", "t"], "s")], {"g"}),
+    ("float index via Cast", {"k": F, "t": F},
+     [("Cast", ["k", "i"], "ki"), ("Reshape", ["ki", "i"], "kr"), ("Gather", ["t", "kr", "i"], "y")], {"t"}),
+    ("mask", {"m": F, "a": F}, [("Select", ["m", "a", "x"], "y")], {"a"}),
+    ("mask and data", {"m": F}, [("Select", ["m", "x", "x"], "y"), ("Mul", ["m", "x"], "z")], {"m"}),
+    ("no-gradient reads", {"s": F}, [("Shape", ["s"], "y"), ("StopGradient", ["s"], "z"),
+                                     ("Less", ["s", "x"], "c")], set()),
+    ("MakeTuple as data", {"w": F}, [("MakeTuple", ["w", "x"], "t"), ("Concat", ["t", "i"], "y")], {"w"}),
+    ("Assign target, Depend order", {"c": F, "w": F},
+     [("Assign", ["c", "x"], "a"), ("Depend", ["x", "w"], "d"), ("Gather", ["x", "w", "i"], "g")], {"c"}),
+]
+
+
+@pytest.mark.parametrize("case, params, ops, want", USAGE, ids=[row[0] for row in USAGE])
+def test_trainable_flags_follow_use(case, params, ops, want):
+    flags = trainable(_graph(params, ops))
+    assert {name for name, on in flags.items() if on} == want, (case, flags)
