@@ -20,6 +20,7 @@ from collections import OrderedDict
 import jax.numpy as jnp
 
 from .mindir_crypto import read_model
+from .mindir_flow import CALL, FLOW_PRIMS, Flow, SubGraph
 from .mindir_format import decode_tensor, decode_value, numpy_dtype
 from .mindir_ops import OPS, UPDATES
 from msjax._proto import mind_ir_pb2 as pb
@@ -53,6 +54,7 @@ class MindIRGraph:
     outputs: list                     # [full name]
     constants: dict                   # Constant node name -> value
     ops: list                         # [Op] in file order
+    functions: dict = dataclasses.field(default_factory=dict)   # sub-graph name -> SubGraph
 
     def __hash__(self):
         return id(self)
@@ -69,8 +71,6 @@ def read(file_name, dec_key=None, dec_mode="AES-GCM") -> MindIRGraph:
     with reading(file_name, ExportError, "MINDIR file"):
         if not model.HasField("graph") or not model.graph.node:
             raise ExportError("not a MINDIR file (no graph); was it encrypted with enc_key?", file=file_name)
-        if model.functions:
-            raise ExportError("MINDIR files with sub-graphs (control flow) are not supported", file=file_name)
         return _decode(model, file_name)
 
 
@@ -79,16 +79,22 @@ def _decode(model, file_name):
     parameters, refs = _parameters(g, file_name)
     inputs = [_input(v, file_name) for v in g.input]
     constants, ops = _nodes(model, file_name)
-    missing = sorted({op.prim for op in ops} - set(OPS))
+    functions = {f.name: SubGraph(f.name, tuple(v.name for v in f.input), tuple(v.name for v in f.output),
+                                  *_nodes(model, file_name, f)) for f in model.functions}
+    every = ops + [op for f in functions.values() for op in f.ops]
+    missing = sorted({op.prim for op in every} - set(OPS) - FLOW_PRIMS)
     if missing:
         error = UnsupportedOpError(f"{len(missing)} MindSpore primitive(s) have no JAX rule: "
                                    f"{', '.join(missing)}", file=file_name)
         error.unsupported = missing
         raise error
     outputs = [v.name for v in g.output]
-    _check_references(set(refs) | {name for name, _, _ in inputs} | set(constants), ops, outputs,
-                      file_name)
-    return MindIRGraph(file_name, g.name, parameters, refs, inputs, outputs, constants, ops)
+    _check_references(set(refs) | {name for name, _, _ in inputs} | set(constants) | set(functions),
+                      ops, outputs, file_name)
+    shared = set(constants).union(*(f.constants for f in functions.values()))   # Constants are model-wide
+    for f in functions.values():
+        _check_references(set(f.inputs) | shared | set(functions), f.ops, f.outputs, file_name)
+    return MindIRGraph(file_name, g.name, parameters, refs, inputs, outputs, constants, ops, functions)
 
 
 def _parameters(g, file_name):
@@ -136,11 +142,12 @@ def _input(v, file_name):
     return v.name, shape, numpy_dtype(spec.data_type, where=where, file=file_name)
 
 
-def _nodes(model, file_name):
-    """Constant node output -> value, and the other nodes as Ops, in file order."""
+def _nodes(model, file_name, graph=None):
+    """Constant node output -> value, and the other nodes as Ops, in file order, of the main graph
+    or of the sub-graph ``graph``."""
     prims = {p.name: p for p in model.primitives}
     constants, ops = {}, []
-    for node in model.graph.node:
+    for node in (graph or model.graph).node:
         where = f"node {node.name}"
         if not node.output:
             raise ExportError(f"{where} has no output; every MINDIR node names the value it "
@@ -164,9 +171,8 @@ def _op(node, prims, where, file_name):
         raise ExportError(f"{where}: op_type {node.op_type!r} (sub-graph calls) is not supported",
                           file=file_name)
     prim = prims.get(node.op_type[len("REF::"):])
-    if prim is None:
-        raise ExportError(f"{where}: primitive {node.op_type} is not in ModelProto.primitives",
-                          file=file_name)
+    if prim is None:      # a call of a sub-graph, or of the closure an earlier node made
+        return Op(CALL, (node.op_type[len("REF::"):],) + tuple(node.input), node.output[0], {}, node.domain)
     attrs = {a.name: decode_value(a, where=f"{where} attribute {a.name}", file=file_name)
              for a in prim.attribute if a.name not in ("input_names", "output_names")}
     return Op(prim.op_type, tuple(node.input), node.output[0], attrs, node.domain)
@@ -207,17 +213,15 @@ def run(graph: MindIRGraph, params: dict, *args, updates=None):
             raise ExportError(f"{graph.file_name}: input {name.split(':')[-1]!r} must have shape "
                               f"{list(shape)} (-1: any size), got {list(x.shape)}")
         env[name] = x if dtype is None else x.astype(dtype)
-    for op in graph.ops:
-        try:
-            args_ = [env[i] for i in op.inputs]
-        except KeyError as exc:
-            raise ExportError(f"node {op.output} reads undefined value {exc.args[0]}",
-                              file=graph.file_name) from None
-        env[op.output] = _apply(op, args_, graph.file_name)
+
+    def write(op):
         if op.prim in UPDATES and op.inputs and op.inputs[0] in graph.param_refs:
             env[op.inputs[0]] = env[op.output]
             if updates is not None:
                 updates[graph.param_refs[op.inputs[0]]] = env[op.output]
+
+    flow = Flow(graph.functions, graph.constants, lambda op, a: _apply(op, a, graph.file_name), graph.file_name)
+    flow.walk(graph.ops, flow.bind(env), on_update=write)
     out = [env[name] for name in graph.outputs]
     return out[0] if len(out) == 1 else tuple(out)
 

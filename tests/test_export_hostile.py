@@ -199,10 +199,11 @@ MINDIR_CASES = [
     ("string_attr_not_utf8", _add_string_attr, "is not valid UTF-8"),
     ("reserved_parameter_name", _reserved_name, "attribute of GraphCell itself"),
     ("empty_parameter_name", lambda m: _set(_param(m), ref_key="", name=""), "has no name"),
-    ("missing_primitive", lambda m: _set(node(m, "MatMul"), op_type="REF::Nope:1"), "not in ModelProto.primitives"),
+    ("missing_primitive", lambda m: _set(node(m, "MatMul"), op_type="REF::Nope:1"), "reads 'Nope:1'"),
     ("sub_graph_call", lambda m: _set(node(m, "MatMul"), op_type="Tiny:sub"), "sub-graph calls"),
     ("no_graph", lambda m: m.ClearField("graph"), "no graph"),
-    ("functions", lambda m: m.functions.add(name="f"), "sub-graphs"),
+    ("sub_graph_reads_nothing", lambda m: m.functions.add(name="f").node.add(
+        op_type=node(m, "MatMul").op_type, output=["f:o"], input=["f:nowhere"]), "reads 'f:nowhere'"),
     ("name_not_utf8", invalid_utf8(b"Tiny:CNode_4", b"Tiny:CNode\xff4"), "string field graph.node[3].output is not valid UTF-8"),
     ("op_type_not_utf8", invalid_utf8(b"REF::MatMul", b"REF::Mat\xc3(l"), "op_type is not valid UTF-8"),
     ("input_not_utf8", invalid_utf8(b"Tiny:x", b"Tiny:\xfe"), "is not valid UTF-8"),
