@@ -26,6 +26,7 @@ from msjax.common.tensor import Parameter
 from msjax.errors import LayerArgumentError
 from msjax.nn.cell import Cell
 from msjax.nn.layer.basic import Dense
+from msjax.nn.layer.rnn_cells import chunks
 
 __all__ = ["MultiheadAttention"]
 
@@ -102,10 +103,10 @@ class MultiheadAttention(Cell):
         def value(p):
             return None if p is None else p.get_value().astype(dtype)
         if self._qkv_same_embed_dim:
-            weights = jnp.split(value(self.in_proj_weight), 3)
+            weights = chunks(value(self.in_proj_weight), 3, axis=0)
         else:
             weights = [value(self.q_proj_weight), value(self.k_proj_weight), value(self.v_proj_weight)]
-        biases = [None] * 3 if self.in_proj_bias is None else jnp.split(value(self.in_proj_bias), 3)
+        biases = [None] * 3 if self.in_proj_bias is None else chunks(value(self.in_proj_bias), 3)
         return weights, biases
 
     def construct(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,

@@ -30,6 +30,13 @@ def _linear(x, w, b):
     return y if b is None else y + b
 
 
+def chunks(x, n, axis=-1):
+    """``x`` cut into ``n`` equal parts along ``axis`` with static slices (every exporter has a rule
+    for ``slice``; MINDIR has none for ``split``)."""
+    size = x.shape[axis] // n
+    return [jax.lax.slice_in_dim(x, i * size, (i + 1) * size, axis=axis % x.ndim) for i in range(n)]
+
+
 def rnn_tanh_step(x, h, w_ih, w_hh, b_ih, b_hh):
     """``tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)``"""
     return jnp.tanh(_linear(x, w_ih, b_ih) + _linear(h, w_hh, b_hh))
@@ -44,15 +51,15 @@ def lstm_step(x, state, w_ih, w_hh, b_ih, b_hh):
     """One LSTM step on ``state = (h, c)``; returns ``(h', c')``."""
     hx, cx = state
     gates = _linear(x, w_ih, b_ih) + _linear(hx, w_hh, b_hh)
-    ingate, forgetgate, cellgate, outgate = jnp.split(gates, 4, axis=-1)
+    ingate, forgetgate, cellgate, outgate = chunks(gates, 4)
     cy = jax.nn.sigmoid(forgetgate) * cx + jax.nn.sigmoid(ingate) * jnp.tanh(cellgate)
     return jax.nn.sigmoid(outgate) * jnp.tanh(cy), cy
 
 
 def gru_step(x, h, w_ih, w_hh, b_ih, b_hh):
     """One GRU step: reset gate on the hidden half, ``h' = n + z * (h - n)`` as MindSpore."""
-    i_r, i_z, i_n = jnp.split(_linear(x, w_ih, b_ih), 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(_linear(h, w_hh, b_hh), 3, axis=-1)
+    i_r, i_z, i_n = chunks(_linear(x, w_ih, b_ih), 3)
+    h_r, h_z, h_n = chunks(_linear(h, w_hh, b_hh), 3)
     resetgate = jax.nn.sigmoid(i_r + h_r)
     inputgate = jax.nn.sigmoid(i_z + h_z)
     newgate = jnp.tanh(i_n + resetgate * h_n)
