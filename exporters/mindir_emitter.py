@@ -19,7 +19,7 @@ from .mindir_format import encode_value, tensor_spec
 from msjax._proto import mind_ir_pb2 as pb
 from msjax.errors import ExportError, UnsupportedOpError
 
-__all__ = ["Emitter", "FUNCTION", "CLASSIC", "A", "spec", "load_updated", "assign_updates"]
+__all__ = ["Emitter", "FUNCTION", "CLASSIC", "A", "spec", "output_of", "load_updated", "assign_updates"]
 
 FUNCTION = pb.PrimitiveProto.PRIMITIVE_FUNCTION
 CLASSIC = pb.PrimitiveProto.PRIMITIVE
@@ -29,6 +29,12 @@ A = pb.AttributeProto
 def spec(shape, dtype):
     """tensor_spec with MindSpore's -1 for every symbolic dim."""
     return tensor_spec(tuple(-1 if isinstance(d, ir.Dim) else d for d in shape), dtype)
+
+
+def output_of(node):
+    """``(shape, dtype)`` of ``node``'s (first) output: the last two arguments of ``Emitter.op``."""
+    value = node.outputs[0]
+    return tuple(value.shape), np.dtype(value.dtype)
 
 
 _SCALAR_OPS = {"add": "ScalarAdd", "mul": "ScalarMul", "floordiv": "ScalarFloorDiv", "mod": "ScalarMod"}
