@@ -258,8 +258,9 @@ def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
     ctx = Context(graph, int(opset_version), dynamic_batch)
     used = {name for node in graph.nodes for name in node.inputs}
     for name, array in list(graph.parameters.items()) + list(graph.constants.items()):
-        if name in used:
-            ctx.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        if name in used:                  # ascontiguousarray makes a 0-d array 1-d: keep its rank
+            array = np.ascontiguousarray(array).reshape(np.shape(array))
+            ctx.initializers.append(numpy_helper.from_array(array, name))
 
     def emit_node(node):
         ctx.source = node.source

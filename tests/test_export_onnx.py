@@ -61,6 +61,7 @@ CASES = [
     ("add", jnp.add, [F, G]),
     ("sub", jnp.subtract, [F, G]),
     ("mul", jnp.multiply, [F, G]),
+    ("mul", lambda x: (x.sum() * 2.0, jnp.broadcast_to(x.max() * 0.5, (1, 2, 1, 1))), [F]),   # 0-d constants keep rank 0
     ("div", jnp.divide, [F, P]),
     ("max", jnp.maximum, [F, G]),
     ("min", jnp.minimum, [F, G]),
