@@ -4,6 +4,8 @@ The cell runs in eval mode as a pure function of (parameter arrays, inputs), bui
 ``nnx.split``/``nnx.merge`` and traced once with ``jax.make_jaxpr``. Nested jaxprs (jit,
 custom_jvp/custom_vjp calls, closed_call, remat) are inlined, ``stop_gradient`` is dropped,
 literals and closed-over arrays become named constants, and nodes nothing reads are removed.
+A ``lax.scan`` (the recurrent layers) has a static length: it is unrolled, its body inlined once
+per step (``Builder.unroll``), so every format writes it with the ops it already has.
 Each node's ``source`` is the dotted path of the cell whose ``construct`` produced it.
 
 An input with unknown dims (``Tensor(shape=[None, 3], dtype=msjax.float32)``, shape (-1, 3)) is
@@ -242,10 +244,57 @@ class _Builder:
             if prim in _ELIDE:
                 env.update(zip(eqn.outvars, names))
                 continue
+            if prim == "scan":
+                env.update(zip(eqn.outvars, self.unroll(eqn, names, here)))
+                continue
             outs = [ir.Value(self.fresh(), _shape(v.aval.shape), np.dtype(v.aval.dtype)) for v in eqn.outvars]
             env.update((v, o.name) for v, o in zip(eqn.outvars, outs))
             params = {k: _param(v) for k, v in eqn.params.items()} if self.symbolic else dict(eqn.params)
             self.nodes.append(ir.Node(prim, names, outs, params, self.source(here)))
+
+
+    def node(self, op, inputs, shape, dtype, params, stack):
+        """Add one node of ``op`` with a fresh output; return the output's name."""
+        out = ir.Value(self.fresh(), shape, np.dtype(dtype))
+        self.nodes.append(ir.Node(op, list(inputs), [out], params, self.source(stack)))
+        return out.name
+
+    def unroll(self, eqn, names, stack):
+        """A ``lax.scan`` of static length as its body inlined once per step: step ``t`` reads
+        ``xs[t]`` (a slice and a squeeze of axis 0), the carry flows from step to step, and each
+        stacked output is the concatenation of its steps (``reverse``: the steps run from the end).
+        Returns the names of the scan's outputs: the final carry, then the stacked outputs."""
+        p = eqn.params
+        closed, length = p["jaxpr"], int(p["length"])
+        body, n_consts, n_carry = closed.jaxpr, int(p["num_consts"]), int(p["num_carry"])
+        if length < 1:
+            raise ExportError(f"cannot export a lax.scan of length {length}")
+        consts, carry = names[:n_consts], names[n_consts:n_consts + n_carry]
+        xs = list(zip(names[n_consts + n_carry:], eqn.invars[n_consts + n_carry:]))
+        steps = [[None] * length for _ in body.outvars[n_carry:]]
+        for t in (reversed(range(length)) if p["reverse"] else range(length)):
+            x_t = []
+            for name, var in xs:
+                shape, dtype = _shape(var.aval.shape), var.aval.dtype
+                start, limit = (t,) + (0,) * (len(shape) - 1), (t + 1,) + tuple(shape[1:])
+                one = self.node("slice", [name], (1,) + tuple(shape[1:]), dtype,
+                                {"start_indices": start, "limit_indices": limit, "strides": None}, stack)
+                x_t.append(self.node("squeeze", [one], tuple(shape[1:]), dtype, {"dimensions": (0,)}, stack))
+            inner_env = {v: self.constant(c) for v, c in zip(body.constvars, closed.consts)}
+            inner_env.update(zip(body.invars, consts + carry + x_t))
+            self.inline(body, inner_env, stack)
+            outs = [self.read(v, inner_env) for v in body.outvars]
+            carry = outs[:n_carry]
+            for column, y in zip(steps, outs[n_carry:]):
+                column[t] = y
+        stacked = []
+        for column, var in zip(steps, eqn.outvars[n_carry:]):
+            shape, dtype = _shape(var.aval.shape), var.aval.dtype
+            rows = [self.node("reshape", [y], (1,) + tuple(shape[1:]), dtype,
+                              {"new_sizes": (1,) + tuple(shape[1:]), "dimensions": None, "sharding": None}, stack)
+                    for y in column]
+            stacked.append(self.node("concatenate", rows, shape, dtype, {"dimension": 0}, stack))
+        return carry + stacked
 
 
 def _build(closed, net, param_names, arrays, known, name, symbolic=False, n_outputs=None):

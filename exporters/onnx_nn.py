@@ -61,8 +61,8 @@ def _inverse(perm):
 
 def conv(ctx, node, ins, outs):
     p = node.params
-    if any(d != 1 for d in p["lhs_dilation"]) or p["batch_group_count"] != 1:
-        raise UnsupportedOpError("transposed or batch-grouped convolutions are not supported")
+    if p["batch_group_count"] != 1:
+        raise UnsupportedOpError("batch-grouped convolutions are not supported")
     pads = [tuple(pair) for pair in p["padding"]]
     if not ir.is_static([d for pair in pads for d in pair]):
         raise UnsupportedOpError(f"padding {pads} depends on a symbolic input dim; give the spatial dims")
@@ -71,6 +71,10 @@ def conv(ctx, node, ins, outs):
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     nchw = list(range(len(lhs_spec)))
     lhs = ins[0] if list(lhs_spec) == nchw else ctx.op("Transpose", [ins[0]], perm=list(lhs_spec))
+    if any(d != 1 for d in p["lhs_dilation"]):
+        in_shape = ctx.values[node.inputs[0]].shape
+        lhs = _dilate(ctx, lhs, [in_shape[d] for d in lhs_spec], [int(d) for d in p["lhs_dilation"]],
+                      node.outputs[0].dtype)
     rhs = ins[1] if list(rhs_spec) == nchw else ctx.op("Transpose", [ins[1]], perm=list(rhs_spec))
     out = outs[0] if list(out_spec) == nchw else None
     weight = ctx.values[node.inputs[1]].shape
@@ -80,6 +84,24 @@ def conv(ctx, node, ins, outs):
                group=int(p["feature_group_count"]))
     if out is None:
         ctx.op("Transpose", [y], outs[0], perm=_inverse(out_spec))
+
+
+def _dilate(ctx, x, shape, dilation, dtype):
+    """``x`` (N, C, *spatial) with ``dilation[i] - 1`` zeros between neighbours along spatial dim i:
+    a new unit axis after each spatial dim, zero-padded to the dilation, merged back, the trailing
+    zeros sliced off."""
+    spatial = shape[2:]
+    if not ir.is_static(shape[1:]):
+        raise UnsupportedOpError(f"a transposed convolution over symbolic dims {list(shape)}; give the spatial dims")
+    k = len(spatial)
+    inserted = [3 + 2 * i for i in range(k)]                   # (N, C, H, 1, W, 1, ...)
+    y = ctx.op("Unsqueeze", [x, ctx.ints(inserted)])
+    ends = [0, 0] + [v for d in dilation for v in (0, d - 1)]
+    y = ctx.op("Pad", [y, ctx.ints([0] * (2 + 2 * k) + ends), ctx.const(0, dtype)], mode="constant")
+    merged = [shape[0], shape[1]] + [int(n) * d for n, d in zip(spatial, dilation)]
+    y = ctx.op("Reshape", [y, ctx.reshape_target(merged)])
+    limits = [(int(n) - 1) * d + 1 for n, d in zip(spatial, dilation)]
+    return ctx.op("Slice", [y, ctx.ints([0] * k), ctx.ints(limits), ctx.ints(range(2, 2 + k))])
 
 
 def pool(kind):

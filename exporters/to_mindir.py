@@ -144,18 +144,64 @@ def _concatenate(e, node):
 def _slice(e, node):
     start, limit = tuple(node.params["start_indices"]), tuple(node.params["limit_indices"])
     strides = tuple(node.params.get("strides") or (1,) * len(start))
+    return _strided(e, node.inputs[0], start, limit, strides, *_out(node))
+
+
+def _strided(e, x, start, limit, strides, shape, dtype):
+    """``StridedSlice(x, begin, end, strides, 0, 0, 0, 0, 0)``, as MindSpore writes ``x[a:b:c]``."""
     zero = e.const(0)
     if not ir.is_static(start + limit + strides):
         # a slice to a symbolic dim's end: end_mask bit with end 0, as MindSpore writes x[:, :1]
-        full = e.shape(node.inputs[0])
+        full = e.shape(x)
         to_end = [i for i, v in enumerate(limit) if isinstance(v, ir.Dim) and v == full[i]]
         limit = tuple(0 if i in to_end else v for i, v in enumerate(limit))
         end_mask = e.const(sum(1 << i for i in to_end)) if to_end else zero
-        return e.op("StridedSlice", [e.ref(node.inputs[0]), e.dims(start), e.dims(limit), e.dims(strides),
-                                     zero, end_mask, zero, zero, zero], *_out(node))
+        return e.op("StridedSlice", [e.ref(x), e.dims(start), e.dims(limit), e.dims(strides),
+                                     zero, end_mask, zero, zero, zero], shape, dtype)
     start, limit, strides = (tuple(int(v) for v in t) for t in (start, limit, strides))
-    return e.op("StridedSlice", [e.ref(node.inputs[0]), e.const(start), e.const(limit), e.const(strides),
-                                 zero, zero, zero, zero, zero], *_out(node))
+    return e.op("StridedSlice", [e.ref(x), e.const(start), e.const(limit), e.const(strides),
+                                 zero, zero, zero, zero, zero], shape, dtype)
+
+
+def _split(e, node):
+    """``jnp.split``: one StridedSlice per piece, as MindSpore writes ``ops.split(x, [sizes])``."""
+    x, axis = node.inputs[0], int(node.params["axis"])
+    full, offset, pieces = e.shape(x), 0, []
+    for value in node.outputs:
+        size = value.shape[axis]
+        start = tuple(offset if i == axis else 0 for i in range(len(full)))
+        limit = tuple(offset + size if i == axis else d for i, d in enumerate(full))
+        pieces.append(_strided(e, x, start, limit, (1,) * len(full), tuple(value.shape), np.dtype(value.dtype)))
+        offset = offset + size
+    return pieces
+
+
+def _rev(e, node):
+    """``jnp.flip``: ReverseV2(x, dims)."""
+    dims = tuple(int(d) for d in node.params["dimensions"])
+    return e.op("ReverseV2", [e.ref(node.inputs[0]), e.const(dims)], *_out(node))
+
+
+def _stack(e, node):
+    """``jnp.stack``: Stack over a tuple of the inputs (attributes as MindSpore's ``ops.stack``)."""
+    shape, dtype = _out(node)
+    n, axis = len(node.inputs), int(node.params["axis"]) % len(shape)
+    abstract = A(name="shape", type=A.TUPLE,
+                 values=[A(type=A.TENSORS, tensors=[spec(e.shape(i), e.dtype(i))]) for i in node.inputs])
+    tup = e.op("MakeTuple", [e.ref(i) for i in node.inputs], None, None, kind=CLASSIC, abstract=abstract)
+    return e.op("Stack", [tup], shape, dtype, kind=CLASSIC, attrs={"num": n, "axis": axis, "N": n})
+
+
+def _iota(e, node):
+    """``jnp.arange``: the ramp as a constant tensor, as MindSpore writes ``ops.arange``."""
+    p = node.params
+    shape = tuple(p["shape"])
+    if not ir.is_static(shape):
+        raise UnsupportedOpError(f"iota of symbolic shape {shape}")
+    view = [1] * len(shape)
+    view[p["dimension"]] = shape[p["dimension"]]
+    ramp = np.arange(shape[p["dimension"]], dtype=np.dtype(p["dtype"])).reshape(view)
+    return e.tensor(np.broadcast_to(ramp, shape).copy())
 
 
 def _static(e, name):
@@ -190,7 +236,7 @@ RULES = rules_for("MINDIR", {"unary": _unary, "binary": _binary, "reduce": _redu
     "squeeze": _squeeze, "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose,
     "select_n": _select_n, "concatenate": _concatenate, "dot_general": dot_general,
     "conv_general_dilated": conv, "reduce_window_max": max_pool, "reduce_window_sum": sum_pool,
-    "slice": _slice, "pad": _pad, "gather": gather,
+    "slice": _slice, "split": _split, "rev": _rev, "stack": _stack, "iota": _iota, "pad": _pad, "gather": gather,
 })
 
 
@@ -214,10 +260,11 @@ def to_model_proto(graph: ir.Graph) -> pb.ModelProto:
     monad = load_updated(e) if graph.updates else None
 
     def emit_node(node):
-        out = RULES[node.op](e, node)
-        if len(node.outputs) != 1:
-            raise UnsupportedOpError(f"{node.op} with several outputs")
-        e.names[node.outputs[0].name] = out
+        out = RULES[node.op](e, node)              # a rule of a several-output node returns a list
+        outs = out if isinstance(out, list) else [out]
+        if len(outs) != len(node.outputs):
+            raise UnsupportedOpError(f"{node.op} with {len(node.outputs)} outputs")
+        e.names.update((v.name, name) for v, name in zip(node.outputs, outs))
 
     walk(graph, "MINDIR", emit_node, lambda node: e.names.update((v.name, "<refused>") for v in node.outputs))
     outs = [e.ref(v.name) for v in graph.outputs]

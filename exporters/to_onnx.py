@@ -36,6 +36,7 @@ __all__ = ["RULES", "SYMBOLIC_RULES", "DEFAULT_OPSET", "to_model", "write"]
 DEFAULT_OPSET = 18
 _MIN_OPSET = 13
 _INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
 
 
 # ------------------------------------------------------------------------------------ rules
@@ -160,6 +161,23 @@ def _slice(ctx, node, ins, outs):
     ctx.op("Slice", [ins[0], ctx.ints(starts), ctx.ints(limits), ctx.ints(axes), ctx.ints(steps)], outs[0])
 
 
+def _rev(ctx, node, ins, outs):
+    """``jnp.flip``: a Slice that walks the reversed axes backwards (step -1, from the last element)."""
+    dims = [int(d) for d in node.params["dimensions"]]
+    if not dims:
+        ctx.op("Identity", ins, outs[0])
+        return
+    n = len(dims)
+    ctx.op("Slice", [ins[0], ctx.ints([-1] * n), ctx.ints([_INT64_MIN] * n), ctx.ints(dims), ctx.ints([-1] * n)],
+           outs[0])
+
+
+def _stack(ctx, node, ins, outs):
+    """``jnp.stack``: each input gets the new axis (Unsqueeze), then one Concat along it."""
+    axis = int(node.params["axis"]) % len(node.outputs[0].shape)
+    ctx.op("Concat", [ctx.op("Unsqueeze", [x, ctx.ints([axis])]) for x in ins], outs[0], axis=axis)
+
+
 def _pad(ctx, node, ins, outs):
     config = node.params["padding_config"]
     if any(interior for _, _, interior in config):
@@ -231,7 +249,7 @@ RULES = rules_for("ONNX", {"unary": _simple, "binary": _simple, "reduce": _reduc
     "xor": _logic("Xor", "BitwiseXor"), "not": _logic("Not", "BitwiseNot"),
     "convert_element_type": _convert, "reshape": _reshape, "squeeze": _squeeze,
     "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose, "concatenate": _concatenate,
-    "split": _split, "slice": _slice, "pad": _pad, "iota": _iota, "select_n": _select_n,
+    "split": _split, "slice": _slice, "rev": _rev, "stack": _stack, "pad": _pad, "iota": _iota, "select_n": _select_n,
     "clamp": _clamp, "cumsum": _cumsum, "dot_general": dot_general, "conv_general_dilated": conv,
     "reduce_window_max": pool("max"), "reduce_window_sum": pool("sum"), "gather": gather,
     "dim_as_value": _dim_as_value,

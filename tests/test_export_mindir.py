@@ -35,6 +35,8 @@ KER = RNG.normal(size=(4, 2, 3, 3)).astype(np.float32)
 KG = RNG.normal(size=(4, 1, 3, 3)).astype(np.float32)
 IDS = np.array([[0, 2], [3, 1]], np.int32)
 TABLE = RNG.normal(size=(4, 3)).astype(np.float32)
+VOL = np.random.default_rng(1).normal(size=(1, 2, 4, 5, 5)).astype(np.float32)
+KER3 = np.random.default_rng(2).normal(size=(3, 2, 3, 2, 3)).astype(np.float32)
 B = F > 0
 C = G > 0
 
@@ -96,6 +98,17 @@ CASES = [
     ("reduce_window_max:same", pool(lax.max, -jnp.inf, 3, 2, "SAME"), [IMG]),
     ("reduce_window_sum", pool(lax.add, 0.0, 2, 1, "VALID"), [IMG]),
     ("slice", lambda x: x[:, 1:3], [F]),
+    ("split", lambda x: jnp.concatenate(jnp.split(x, [1], axis=1)[::-1], 1), [F]),
+    ("rev", lambda x: jnp.flip(x, (0, 2)), [M]),
+    ("stack", lambda x, y: jnp.stack([x, y], -1), [F, G]),
+    ("iota", lambda x: x + jnp.arange(3, dtype=jnp.float32), [F]),
+    ("conv_general_dilated:3d", lambda x, w: lax.conv_general_dilated(
+        x, w, (1, 2, 1), ((1, 1), (0, 1), (1, 1)), rhs_dilation=(1, 1, 2)), [VOL, KER3]),
+    ("conv_general_dilated:transposed", lambda x, w: lax.conv_transpose(
+        x, w, (2, 2), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")), [IMG, KER]),
+    ("conv_general_dilated:transposed_pad", lambda x, w: lax.conv_general_dilated(
+        x, w, (1, 1), ((3, 0), (1, 2)), lhs_dilation=(2, 3), rhs_dilation=(1, 2)), [IMG, KER]),
+    ("reduce_window_sum:pad", pool(lax.add, 0.0, 3, 2, ((0, 0), (0, 0), (1, 1), (0, 2))), [IMG]),
     ("pad", lambda x: jnp.pad(x, ((0, 1), (2, 0))), [F]),
     ("gather", lambda t, i: jnp.take(t, i, axis=0), [TABLE, IDS]),
 ]
@@ -104,12 +117,22 @@ CASES = [
 class AllCases(Cell):
     """Every rule case in one graph (one MindSpore compile): distinct arrays are its inputs."""
 
-    def __init__(self, arrays):
+    def __init__(self, arrays, cases):
         super().__init__()
-        self.slots = [[next(i for i, b in enumerate(arrays) if a is b) for a in inputs] for _, _, inputs in CASES]
+        self.keys = [key for key, _, _ in cases]            # names, not the cases: a Cell holds no arrays
+        self.slots = [[next(i for i, b in enumerate(arrays) if a is b) for a in inputs] for _, _, inputs in cases]
 
     def construct(self, *args):
-        return tuple(fn(*[args[i] for i in slots]) for (_, fn, _), slots in zip(CASES, self.slots))
+        fns = {key: fn for key, fn, _ in CASES}
+        return tuple(fns[key](*[args[i] for i in slots]) for key, slots in zip(self.keys, self.slots))
+
+
+#: cases whose MindSpore primitive our own MINDIR reader (mindir_ops) has no rule for yet: MindSpore
+#: runs them; our reader's test of them is a strict xfail, so the day it reads them it says so
+READER_LACKS = {"conv_general_dilated:3d": "Conv3D", "conv_general_dilated:transposed": "Conv2DTranspose",
+                "conv_general_dilated:transposed_pad": "Conv2DTranspose"}
+#: the rule cases in two files: what our reader runs, and the rest
+GROUPS = {"cases": [c for c in CASES if c[0] not in READER_LACKS], "cases_new": [c for c in CASES if c[0] in READER_LACKS]}
 
 
 class Block(Cell):
@@ -142,12 +165,13 @@ NETWORKS = [
 def exported(tmp_path_factory):
     """Write the rule cases (one file) and both networks; run all in one MindSpore subprocess."""
     tmp = tmp_path_factory.mktemp("mindir")
-    arrays = []
-    for _, _, case_inputs in CASES:
-        arrays += [a for a in case_inputs if not any(a is b for b in arrays)]
-    files = {"cases": str(tmp / "cases.mindir")}
-    to_mindir.write(capture(AllCases(arrays), *arrays), files["cases"])
-    feeds = {"cases": arrays}
+    files, feeds = {}, {}
+    for group, cases in GROUPS.items():
+        arrays = []
+        for _, _, case_inputs in cases:
+            arrays += [a for a in case_inputs if not any(a is b for b in arrays)]
+        files[group], feeds[group] = str(tmp / f"{group}.mindir"), arrays
+        to_mindir.write(capture(AllCases(arrays, cases), *arrays), files[group])
     expected = {key: [np.asarray(fn(*inputs))] for key, fn, inputs in CASES}
     for key, make, x in NETWORKS:
         net = make()
@@ -167,12 +191,18 @@ for key in sorted({k.split("|")[0] for k in inputs}):
     ms_out = run_mindspore(code, inputs) if MINDSPORE_PLATFORM else {}
     ours = {}
     for key, file in files.items():
-        out = load_mindir(file)(*[Tensor(a) for a in feeds[key]])
+        try:
+            out = load_mindir(file)(*[Tensor(a) for a in feeds[key]])
+        except UnsupportedOpError:
+            if key != "cases_new":
+                raise
+            continue                                  # READER_LACKS: their tests are strict xfails
         ours.update((f"{key}|{j}", np.asarray(o)) for j, o in enumerate(out if isinstance(out, tuple) else (out,)))
-    for i, (key, _, _) in enumerate(CASES):          # case i is output i of the combined graph
-        for table in (ms_out, ours):
-            if f"cases|{i}" in table:
-                table[f"{key}|0"] = table.pop(f"cases|{i}")
+    for group, cases in GROUPS.items():
+        for i, (key, _, _) in enumerate(cases):       # case i is output i of its group's graph
+            for table in (ms_out, ours):
+                if f"{group}|{i}" in table:
+                    table[f"{key}|0"] = table.pop(f"{group}|{i}")
     return expected, ms_out, ours
 
 
@@ -191,7 +221,9 @@ def test_mindspore_runs_our_file(exported, key):
     _check(ms_out[f"{key}|0"], expected[key][0])
 
 
-@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(
+    strict=True, raises=KeyError, reason=f"the MINDIR reader has no {READER_LACKS[k]} rule")) if k in READER_LACKS
+    else k for k in KEYS])
 def test_graph_cell_runs_our_file(exported, key):
     expected, _, ours = exported
     _check(ours[f"{key}|0"], expected[key][0])
@@ -204,7 +236,9 @@ def test_every_rule_has_a_case():
     for key, fn, inputs in CASES:                     # each case really uses its primitive
         graph = capture(FnCell(fn), *inputs)
         assert key.split(":")[0] in {n.op for n in graph.nodes}, key
-        written.setdefault(key.split(":")[0], set()).update(p.op_type for p in to_mindir.to_model_proto(graph).primitives)
+        model = to_mindir.to_model_proto(graph)
+        written.setdefault(key.split(":")[0], set()).update(
+            [p.op_type for p in model.primitives] + [n.op_type for n in model.graph.node if n.op_type == "Constant"])
     for prim, ops in written.items():                 # the table's MINDIR name is what the file holds
         assert spelling("MINDIR", prim) in ops, (prim, spelling("MINDIR", prim), ops)
 

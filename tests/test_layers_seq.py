@@ -23,7 +23,7 @@ from flax import nnx
 import msjax
 from msjax import nn
 from msjax.common.tensor import unwrap
-from msjax.errors import LayerArgumentError, UnsupportedOpError
+from msjax.errors import LayerArgumentError
 from oracle import requires_mindspore, run_mindspore
 
 
@@ -500,9 +500,7 @@ def test_exported_mindir_runs_in_mindspore(compared, key):
 
 EXPORTED_ONNX = [
     ("encoder_layer", lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0), (3, 2, 8)),
-    pytest.param("lstm", lambda: nn.LSTM(3, 4), (5, 2, 3), marks=pytest.mark.xfail(
-        strict=True, raises=UnsupportedOpError,
-        reason="exporters have no rule for jax.lax.scan (MINDIR and ONNX): recurrent layers do not export")),
+    ("lstm", lambda: nn.LSTM(3, 4), (5, 2, 3)),          # capture unrolls its lax.scan
 ]
 
 
