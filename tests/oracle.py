@@ -74,3 +74,23 @@ def run_mindspore(code: str, inputs: dict | None = None, *, cwd=None, timeout: i
                                  f"{proc.stderr[-6000:]}\n--- stdout ---\n{proc.stdout[-2000:]}")
         with np.load(out_path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
+
+
+def once_per_session(tmp_path_factory, name, compute):
+    """``compute()`` once per test session, also under xdist: the first worker computes and pickles
+    it under the session's temporary root, the others wait on a lock and read it (an oracle table
+    that every worker needs is then paid for once)."""
+    import fcntl
+    import pickle
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent                                     # shared by the session's workers
+    result = root / f"{name}.pickle"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if result.exists():
+            return pickle.loads(result.read_bytes())          # written by this session's own worker
+        value = compute()
+        result.write_bytes(pickle.dumps(value))
+        return value

@@ -5,10 +5,8 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 
-@pytest.mark.slow
 def test_demo_trains_reloads_finetunes_and_exports(tmp_path):
     workdir = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "msjax.demo", "--workdir", str(workdir)],

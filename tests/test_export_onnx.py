@@ -283,7 +283,6 @@ def test_lenet5_dynamic_batch(tmp_path):
     assert_close_to_net(got, net(Tensor(x5)).asnumpy())
 
 
-@pytest.mark.slow
 def test_resnet50(tmp_path):
     from msjax.models import resnet50
 

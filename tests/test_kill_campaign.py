@@ -15,7 +15,6 @@ import kill_campaign  # noqa: E402
 KILLS = 2
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", kill_campaign.MODES)
 def test_kills_lose_nothing(mode, tmp_path):
     reports = kill_campaign.campaign([mode], KILLS, str(tmp_path), seed=1, window=1.0)

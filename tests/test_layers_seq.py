@@ -8,10 +8,7 @@ trainable parameter. Call arguments: ``F(shape)`` a float input, ``B(rows)`` a b
 ``I(values)`` an int32 tensor, ``M(rows)`` a float mask, ``None`` and tuples of those.
 A constructor kwarg ``{"cell": name, "kwargs": {...}}`` is a layer built from that row.
 """
-import fcntl
 import json
-import os
-import pickle
 import zlib
 
 import jax
@@ -24,7 +21,7 @@ import msjax
 from msjax import nn
 from msjax.common.tensor import unwrap
 from msjax.errors import LayerArgumentError
-from oracle import requires_mindspore, run_mindspore
+from oracle import once_per_session, requires_mindspore, run_mindspore
 
 
 def F(*shape):
@@ -283,27 +280,11 @@ EXPORTED = {
 }
 
 
-def _once_per_session(tmp_path_factory, name, compute):
-    """``compute()`` once per test session, also under xdist: the first worker computes and
-    pickles it under the session's temporary root, the others wait on a lock and read it."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent                                     # shared by the session's workers
-    result = root / f"{name}.pickle"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if result.exists():
-            return pickle.loads(result.read_bytes())          # written by this session's own worker
-        value = compute()
-        result.write_bytes(pickle.dumps(value))
-        return value
-
-
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
     """msjax and MindSpore results for every row and exported file, MindSpore's in one oracle call
     (once per session: xdist workers share it)."""
-    return _once_per_session(tmp_path_factory, "layers_seq_compared", lambda: _compare(tmp_path_factory))
+    return once_per_session(tmp_path_factory, "layers_seq_compared", lambda: _compare(tmp_path_factory))
 
 
 def _compare(tmp_path_factory):

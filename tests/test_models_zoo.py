@@ -14,10 +14,8 @@ One oracle call does everything MindSpore does here, for every row of ``CASES``:
 onnxruntime runs each twin's ONNX export. Each row is one line: key, the mindcv class, its keyword
 arguments (the same on both sides), the msjax constructor and the input shape.
 """
-import fcntl
 import json
 import os
-import pickle
 import zlib
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from msjax.errors import LayerArgumentError
 from msjax.models import (MobileNetV2, VisionTransformer, mobilenet_v2_035_224, mobilenet_v2_050_96,
                           mobilenet_v2_100, mobilenet_v2_140, vit_b_16_224, vit_l_32_224)
 from msjax.models.mobilenet_v2 import make_divisible
-from oracle import requires_mindspore, run_mindspore
+from oracle import once_per_session, requires_mindspore, run_mindspore
 
 TINY_VIT = dict(image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=10)
 #: every ViT option that changes names or arithmetic: LayerScale, q/k norms, average pooling with
@@ -85,22 +83,6 @@ for key, cls, kwargs in json.loads(str(inputs["cases"])):
 """
 
 
-def _once_per_session(tmp_path_factory, name, compute):
-    """``compute()`` once per test session, also under xdist (the first worker computes and pickles it
-    under the session's temporary root; the others wait on the lock and read it)."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
-    result = root / f"{name}.pickle"
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if result.exists():
-            return pickle.loads(result.read_bytes())
-        value = compute()
-        result.write_bytes(pickle.dumps(value))
-        return value
-
-
 def _input(key, shape):
     return np.random.default_rng(zlib.crc32(key.encode())).normal(0, 1, shape).astype(np.float32)
 
@@ -152,7 +134,7 @@ def _compare(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    return _once_per_session(tmp_path_factory, "models_zoo_compared", lambda: _compare(tmp_path_factory))
+    return once_per_session(tmp_path_factory, "models_zoo_compared", lambda: _compare(tmp_path_factory))
 
 
 def _close(actual, expected, tolerance=1e-5):

@@ -2,7 +2,6 @@
 import re
 from pathlib import Path
 
-import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
 
@@ -23,7 +22,6 @@ def test_notebook_is_stored_without_outputs():
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
-@pytest.mark.slow
 def test_notebook_runs_and_reports_accuracy(tmp_path):
     import nbformat
     from nbclient import NotebookClient
