@@ -404,7 +404,7 @@ def test_get_activation_knows_mindspores_names_for_the_new_cells():
 
 
 class NewLayersNet(nn.Cell):
-    """The new layers that export, in one small network (Conv3d: ONNX only; Conv2dTranspose: neither)."""
+    """The new layers that export, in one small network (Conv3d and Conv2dTranspose: tests/test_export_zoo.py)."""
 
     def __init__(self):
         super().__init__()
