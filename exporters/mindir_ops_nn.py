@@ -12,6 +12,8 @@ Conv2D/BatchNorm/ReLU/MatMul/Add plumbing:
   ``MatMulExt``, ``Div``.
 - ``nn.LSTM``: the fused CPU ``LSTM`` primitive, ``ReverseV2`` for the backward direction;
   ``nn.GRU`` / ``nn.RNN``: ``Split``, ``make_list`` + ``Stack`` over the time steps.
+- ``nn.Conv3d``: ``Conv3D`` (a grouped one split by MindSpore into per-group ``Conv3D``s + ``Concat``);
+  ``nn.Conv2dTranspose``: ``Conv2DTranspose(x, weight, input_sizes)``, the input gradient of a ``Conv2D``.
 - Inception's padded ``nn.AvgPool2d`` / ``nn.MaxPool2d``: ``ExpandDims`` + ``AvgPool3D`` /
   ``MaxPool3DWithArgmax`` + ``Squeeze``.
 """
@@ -104,6 +106,52 @@ def _max_pool3d_argmax(args, attrs):
     return out, arg
 
 
+def _conv_pads(mode, attrs, sizes, kernel, stride, dilation):
+    """(low, high) per spatial dim of a convolution over ``sizes``: SAME as MindSpore computes it,
+    PAD from ``pad_list`` (``pad``), VALID none."""
+    n = len(sizes)
+    if mode == "same":
+        return [same_pads(sizes[i], kernel[i], stride[i], dilation[i]) for i in range(n)]
+    if mode == "pad":
+        p = attrs.get("pad_list") or attrs.get("pad") or (0,) * (2 * n)
+        p = tuple(p) if isinstance(p, (tuple, list)) else (p,) * (2 * n)
+        p = p if len(p) == 2 * n else (p[0],) * (2 * n)
+        return [(int(p[2 * i]), int(p[2 * i + 1])) for i in range(n)]
+    if mode != "valid":
+        raise ExportError(f"pad_mode {attrs.get('pad_mode')!r}: MindSpore's convolutions know 'valid', 'same', 'pad'")
+    return [(0, 0)] * n
+
+
+def _conv(x, w, stride, pads, dilation, group, spec):
+    return lax.conv_general_dilated(x, w, stride, pads, rhs_dilation=dilation, dimension_numbers=spec,
+                                    feature_group_count=group, precision=_HI)
+
+
+def _conv3d(args, attrs):
+    """Conv3D(x (N, C, D, H, W), w (O, C/group, kd, kh, kw)) with MindSpore's stride, dilation, pad_mode."""
+    x, w = args[:2]
+    if attrs.get("format", "NCDHW") != "NCDHW":
+        raise ExportError(f"Conv3D with format {attrs['format']}: only NCDHW is supported")
+    stride, dilation = _triple(attrs.get("strides", attrs.get("stride", 1))), _triple(attrs.get("dilations", attrs.get("dilation", 1)))
+    pads = _conv_pads(str(attrs.get("pad_mode", "valid")).lower(), attrs, x.shape[2:], w.shape[2:], stride, dilation)
+    return _conv(x, w, stride, pads, dilation, int(attrs.get("group", 1)), ("NCDHW", "OIDHW", "NCDHW"))
+
+
+def _conv2d_transpose(args, attrs):
+    """Conv2DTranspose(dout, w, input_sizes): the gradient, with respect to its input of shape
+    ``input_sizes``, of the Conv2D of weight ``w`` (dout channels, out channels/group, kh, kw) with
+    the primitive's stride, dilation and padding (SAME and PAD as that Conv2D's)."""
+    dout, w, sizes = args[0], args[1], tuple(int(d) for d in args[2])
+    if attrs.get("format", "NCHW") != "NCHW":
+        raise ExportError(f"Conv2DTranspose with format {attrs['format']}: only NCHW is supported")
+    stride, dilation = _triple(attrs.get("stride", 1), 2), _triple(attrs.get("dilation", 1), 2)
+    pads = _conv_pads(str(attrs.get("pad_mode", "valid")).lower(), attrs, sizes[2:], w.shape[2:], stride, dilation)
+    group = int(attrs.get("group", 1))
+    _, pull = jax.vjp(lambda v: _conv(v, w, stride, pads, dilation, group, ("NCHW", "OIHW", "NCHW")),
+                      jnp.zeros(sizes, dout.dtype))
+    return pull(dout)[0]
+
+
 def _adaptive_avg_pool2d(args, attrs):
     """AdaptiveAvgPool2D(x), output_size (h, w) (None: keep): window i spans
     [floor(i * n / out), ceil((i + 1) * n / out))."""
@@ -171,4 +219,6 @@ NN_OPS = {
     "AvgPool3D": _avg_pool3d,
     "MaxPool3DWithArgmax": _max_pool3d_argmax,
     "LSTM": _lstm,
+    "Conv3D": _conv3d,
+    "Conv2DTranspose": _conv2d_transpose,
 }

@@ -90,6 +90,10 @@ OPS = [
                             "(ops.ExpandDims()(x, 2))[0]"),
     ("MaxPool3DWithArgmax", "ops.Cast()(ops.MaxPool3DWithArgmax((1, 3, 3), (1, 2, 2), (0, 1, 1))"
                             "(ops.ExpandDims()(x, 2))[1], ms.int32)"),
+    ("Conv3D", "ops.Conv3D(2, (1, 3, 3), pad_mode='pad', pad=(0, 0, 1, 0, 1, 1), stride=(1, 2, 1), dilation=(1, 1, 2))"
+               "(ops.ExpandDims()(x, 2), ops.ExpandDims()(x[:, :, :3, :3], 2))"),
+    ("Conv2DTranspose", "ops.Conv2DTranspose(3, 3, pad_mode='same', stride=2)"
+                        "(x, ops.Transpose()(x[:, :, :3, :3], (1, 0, 2, 3)), (2, 2, 16, 15))"),
 ]
 
 # MindSpore compiles a Cell from its source file, so the network is written to a module first
