@@ -66,7 +66,7 @@ def test_lars_follows_the_documented_rule(case):
     assert int(opt.global_step.asnumpy()[0]) == 3 and opt.global_step is inner.global_step
 
 
-def test_lars_update_matches_mindsporess_documented_example():
+def test_lars_update_matches_mindspores_documented_example():
     """ops.LARSUpdate's docstring: weight, gradient, weight_decay 0, lr 1 -> these numbers."""
     from msjax.nn.optim.lars import scale_by_lars
 
