@@ -94,6 +94,7 @@ TABLE = {
     "rev": (X, "ReverseV2", None, "Slice", None),
     "slice": (X, "StridedSlice", "StridedSlice", "Slice", "StridedSlice"),
     "dynamic_slice": (X, None, None, None, "Slice"),
+    "tile": (X, None, None, "Tile", None),
     "pad": (X, "Pad", "PadV3", "Pad", "Pad"),
     "iota": (X, "Constant", None, "Identity", "Range"),
     "cumsum": (X, None, "Cumsum", "CumSum", "CumSum"),

@@ -178,6 +178,11 @@ def _stack(ctx, node, ins, outs):
     ctx.op("Concat", [ctx.op("Unsqueeze", [x, ctx.ints([axis])]) for x in ins], outs[0], axis=axis)
 
 
+def _tile(ctx, node, ins, outs):
+    """``jnp.tile``: ONNX Tile with jax's ``reps``, one per input dim."""
+    ctx.op("Tile", [ins[0], ctx.ints([int(r) for r in node.params["reps"]])], outs[0])
+
+
 def _pad(ctx, node, ins, outs):
     config = node.params["padding_config"]
     if any(interior for _, _, interior in config):
@@ -249,7 +254,7 @@ RULES = rules_for("ONNX", {"unary": _simple, "binary": _simple, "reduce": _reduc
     "xor": _logic("Xor", "BitwiseXor"), "not": _logic("Not", "BitwiseNot"),
     "convert_element_type": _convert, "reshape": _reshape, "squeeze": _squeeze,
     "broadcast_in_dim": _broadcast_in_dim, "transpose": _transpose, "concatenate": _concatenate,
-    "split": _split, "slice": _slice, "rev": _rev, "stack": _stack, "pad": _pad, "iota": _iota, "select_n": _select_n,
+    "split": _split, "slice": _slice, "rev": _rev, "stack": _stack, "tile": _tile, "pad": _pad, "iota": _iota, "select_n": _select_n,
     "clamp": _clamp, "cumsum": _cumsum, "dot_general": dot_general, "conv_general_dilated": conv,
     "reduce_window_max": pool("max"), "reduce_window_sum": pool("sum"), "gather": gather,
     "dim_as_value": _dim_as_value,

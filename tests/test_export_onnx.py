@@ -94,6 +94,7 @@ CASES = [
     ("slice", lambda x: x[1:, ::2], [F]),
     ("rev", lambda x: (jnp.flip(x, 1), jnp.flip(M, (0, 2)) + x[:, None, :]), [F]),
     ("stack", lambda x, y: (jnp.stack([x, y]), jnp.stack([x, y, x], -1)), [F, G]),
+    ("tile", lambda x: (jnp.tile(x, (2, 3)), jnp.tile(x, (2, 1, 3))), [F]),
     ("pad", lambda x: jnp.pad(x, ((1, 0), (0, 2)), constant_values=-1.0), [F]),
     ("iota", lambda x: x + jnp.arange(3, dtype=jnp.float32), [F]),
     ("select_n", lambda x, y: jnp.where(x > 0, x, y), [F, G]),

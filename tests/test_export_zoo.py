@@ -159,7 +159,6 @@ REEXPORT_LACKS = {
     "if": "no ONNX rule for the cond primitive (lax.cond of a MINDIR Switch)",
     "if_parameters": "no ONNX rule for the cond primitive (lax.cond of a MINDIR Switch)",
     "inception_pools": "no ONNX rule for the generic reduce_window primitive the reader's pool writes",
-    "vit": "no ONNX rule for the tile primitive",
 }
 
 
