@@ -106,6 +106,8 @@ TABLE = {
     "scatter-add": (X, None, None, None, "TensorScatterAdd"),
     "select_and_scatter_add": (X, None, None, None, "MaxPoolGrad"),
     "dim_as_value": (X, None, None, "Cast", None),
+    "cond": (X, None, None, "If", None),
+    "while": (X, None, None, "Loop", None),
 }
 
 #: primitives only graphs with symbolic dims contain (a dynamic-shape export input)

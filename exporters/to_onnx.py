@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from . import ir
 from .onnx_context import Context, onnx_type
+from .onnx_flow import cond, while_loop
 from .onnx_nn import conv, dot_general, gather, pool
 from .op_table import SYMBOLIC
 from .protofile import write_bytes
@@ -257,7 +258,7 @@ RULES = rules_for("ONNX", {"unary": _simple, "binary": _simple, "reduce": _reduc
     "split": _split, "slice": _slice, "rev": _rev, "stack": _stack, "tile": _tile, "pad": _pad, "iota": _iota, "select_n": _select_n,
     "clamp": _clamp, "cumsum": _cumsum, "dot_general": dot_general, "conv_general_dilated": conv,
     "reduce_window_max": pool("max"), "reduce_window_sum": pool("sum"), "gather": gather,
-    "dim_as_value": _dim_as_value,
+    "dim_as_value": _dim_as_value, "cond": cond, "while": while_loop,
 })
 #: rules for primitives that only graphs with symbolic dims contain (tests/test_export_dynamic.py)
 SYMBOLIC_RULES = {prim: RULES.pop(prim) for prim in sorted(SYMBOLIC & set(RULES))}
@@ -279,6 +280,7 @@ def to_model(graph, opset_version=DEFAULT_OPSET, dynamic_batch=False):
     rules = {**RULES, **SYMBOLIC_RULES} if graph.is_dynamic else RULES
     check_supported(graph, rules, "ONNX")
     ctx = Context(graph, int(opset_version), dynamic_batch)
+    ctx.rules = rules                     # control flow writes its sub-graphs with them
     used = {name for node in graph.nodes for name in node.inputs}
     for name, array in list(graph.parameters.items()) + list(graph.constants.items()):
         if name in used:                  # ascontiguousarray makes a 0-d array 1-d: keep its rank
