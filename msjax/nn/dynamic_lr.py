@@ -59,27 +59,8 @@ def piecewise_constant_lr(milestone, learning_rates):
 
 
 def _decay(fn, learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair, rule):
-    _positive(fn, "learning_rate", learning_rate)
-    _positive(fn, "decay_rate", decay_rate)
-    _steps(fn, total_step, step_per_epoch, decay_epoch)
-    _type(fn, "is_stair", is_stair, (bool,))
-    out = []
-    for i in range(total_step):
-        epoch = math.floor(i / step_per_epoch)
-        p = math.floor(epoch / decay_epoch) if is_stair else epoch / decay_epoch
-        out.append(rule(p))
-    return out
-
-
-def exponential_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
-    """``learning_rate * decay_rate ** (current_epoch / decay_epoch)`` (floored with ``is_stair``)."""
-    return _decay("exponential_decay_lr", learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch,
-                  is_stair, lambda p: learning_rate * decay_rate ** p)
-
-
-def natural_exp_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
-    """``learning_rate * exp(-decay_rate * current_epoch)``; ``is_stair`` uses whole ``decay_epoch`` blocks."""
-    fn = "natural_exp_decay_lr"
+    """``rule(epoch)`` for each step; with ``is_stair`` the epoch is rounded down to whole blocks of
+    ``decay_epoch`` (an int multiple of it, so ``epoch / decay_epoch`` is then an exact int)."""
     _positive(fn, "learning_rate", learning_rate)
     _positive(fn, "decay_rate", decay_rate)
     _steps(fn, total_step, step_per_epoch, decay_epoch)
@@ -89,14 +70,26 @@ def natural_exp_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, 
         epoch = math.floor(i / step_per_epoch)
         if is_stair:
             epoch = math.floor(epoch / decay_epoch) * decay_epoch
-        out.append(learning_rate * math.e ** (-decay_rate * epoch))
+        out.append(rule(epoch))
     return out
+
+
+def exponential_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
+    """``learning_rate * decay_rate ** (current_epoch / decay_epoch)`` (floored with ``is_stair``)."""
+    return _decay("exponential_decay_lr", learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch,
+                  is_stair, lambda epoch: learning_rate * decay_rate ** (epoch / decay_epoch))
+
+
+def natural_exp_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
+    """``learning_rate * exp(-decay_rate * current_epoch)``; ``is_stair`` uses whole ``decay_epoch`` blocks."""
+    return _decay("natural_exp_decay_lr", learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch,
+                  is_stair, lambda epoch: learning_rate * math.e ** (-decay_rate * epoch))
 
 
 def inverse_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
     """``learning_rate / (1 + decay_rate * current_epoch / decay_epoch)`` (floored with ``is_stair``)."""
     return _decay("inverse_decay_lr", learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch,
-                  is_stair, lambda p: learning_rate / (1 + decay_rate * p))
+                  is_stair, lambda epoch: learning_rate / (1 + decay_rate * (epoch / decay_epoch)))
 
 
 def cosine_decay_lr(min_lr, max_lr, total_step, step_per_epoch, decay_epoch):
