@@ -12,39 +12,23 @@ No bias correction, and the decay is added to the step rather than to the gradie
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from msjax.nn.optim._checks import check_float, check_range
+from msjax.nn.optim._moments import scale_by_moments
 from msjax.nn.optim.optimizer import Optimizer, scale_by_learning_rate_per_param
 
 __all__ = ["AdamWeightDecay"]
 
 
-class AdamWeightDecayState(NamedTuple):
-    m: tuple
-    v: tuple
+def _adam_weight_decay_rule(eps):
+    def rule(m, v, w, wd):
+        step = m / (eps + jnp.sqrt(v))
+        return step + wd * w if wd else step
 
-
-def _adam_weight_decay_op(beta1, beta2, eps, weight_decays):
-    def init(params):
-        return AdamWeightDecayState(tuple(jnp.zeros_like(p) for p in params), tuple(jnp.zeros_like(p) for p in params))
-
-    def update(grads, state, params=None):
-        steps, ms, vs = [], [], []
-        for g, w, m, v, wd in zip(grads, params, state.m, state.v, weight_decays):
-            m = beta1 * m + (1.0 - beta1) * g
-            v = beta2 * v + (1.0 - beta2) * g * g
-            step = m / (eps + jnp.sqrt(v))
-            steps.append(step + wd * w if wd else step)
-            ms.append(m)
-            vs.append(v)
-        return tuple(steps), AdamWeightDecayState(tuple(ms), tuple(vs))
-
-    return optax.GradientTransformation(init, update)
+    return rule
 
 
 class AdamWeightDecay(Optimizer):
@@ -64,5 +48,6 @@ class AdamWeightDecay(Optimizer):
     def _transform(self, lr):
         # no `weight_decay` step on the gradient: the decay is decoupled, inside the rule
         return optax.named_chain(
-            ("adam_weight_decay", _adam_weight_decay_op(self.beta1, self.beta2, self.eps, self._weight_decays)),
+            ("adam_weight_decay", scale_by_moments(self.beta1, self.beta2, self._weight_decays,
+                                                   _adam_weight_decay_rule(self.eps))),
             ("learning_rate", scale_by_learning_rate_per_param(lr)))

@@ -14,42 +14,27 @@ against MindSpore.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from msjax.nn.optim._checks import check_float, check_range
+from msjax.nn.optim._moments import scale_by_moments
 from msjax.nn.optim.optimizer import Optimizer, scale_by_learning_rate_per_param
 
 __all__ = ["Lamb"]
 
 
-class LambState(NamedTuple):
-    m: tuple
-    v: tuple
+def _lamb_rule(beta1, beta2, eps, step):
+    t = jnp.asarray(step, jnp.float32)
 
+    def rule(m, v, w, wd):
+        r = (m / (1.0 - beta1 ** t)) / (jnp.sqrt(v / (1.0 - beta2 ** t)) + eps) + wd * w
+        w_norm, r_norm = jnp.linalg.norm(w), jnp.linalg.norm(r)
+        ratio = jnp.where((w_norm > 0) & (r_norm > 0), w_norm / jnp.where(r_norm > 0, r_norm, 1.0), 1.0)
+        return ratio * r
 
-def _lamb_op(beta1, beta2, eps, step, weight_decays):
-    def init(params):
-        return LambState(tuple(jnp.zeros_like(p) for p in params), tuple(jnp.zeros_like(p) for p in params))
-
-    def update(grads, state, params=None):
-        t = jnp.asarray(step, jnp.float32)
-        steps, ms, vs = [], [], []
-        for g, w, m, v, wd in zip(grads, params, state.m, state.v, weight_decays):
-            m = beta1 * m + (1.0 - beta1) * g
-            v = beta2 * v + (1.0 - beta2) * g * g
-            r = (m / (1.0 - beta1 ** t)) / (jnp.sqrt(v / (1.0 - beta2 ** t)) + eps) + wd * w
-            w_norm, r_norm = jnp.linalg.norm(w), jnp.linalg.norm(r)
-            ratio = jnp.where((w_norm > 0) & (r_norm > 0), w_norm / jnp.where(r_norm > 0, r_norm, 1.0), 1.0)
-            steps.append(ratio * r)
-            ms.append(m)
-            vs.append(v)
-        return tuple(steps), LambState(tuple(ms), tuple(vs))
-
-    return optax.GradientTransformation(init, update)
+    return rule
 
 
 class Lamb(Optimizer):
@@ -69,5 +54,6 @@ class Lamb(Optimizer):
     def _transform(self, lr):
         # construct() has already counted this step into global_step; the decay is inside the rule
         step = jnp.asarray(self.global_step.get_value()).reshape(())
-        return optax.named_chain(("lamb", _lamb_op(self.beta1, self.beta2, self.eps, step, self._weight_decays)),
+        rule = _lamb_rule(self.beta1, self.beta2, self.eps, step)
+        return optax.named_chain(("lamb", scale_by_moments(self.beta1, self.beta2, self._weight_decays, rule)),
                                  ("learning_rate", scale_by_learning_rate_per_param(lr)))
