@@ -12,9 +12,12 @@ its ``eval_network``. The loop calls callbacks with MindSpore's protocol and ``c
 """
 from __future__ import annotations
 
+import jax
 import numpy as np
+from flax import nnx
 
-from msjax.common.tensor import Tensor
+from msjax.common import parallel
+from msjax.common.tensor import Tensor, unwrap
 from msjax.common.warn_once import warn_ignored
 from msjax.nn.cell import Cell
 from msjax.nn.optim.optimizer import Optimizer
@@ -24,6 +27,14 @@ from msjax.train.callback._checkpoint import ModelCheckpoint
 from msjax.train.metrics import Loss, Metric, get_metric_fn
 
 __all__ = ["Model"]
+
+
+def _replicate(value, sharding):
+    """``value`` as a global array copied on every device of ``sharding``'s mesh (every process
+    holds the same value, as after MindSpore's parameter broadcast)."""
+    if jax.process_count() == 1 or isinstance(value, jax.Array) and not value.is_fully_addressable:
+        return jax.device_put(value, sharding)
+    return jax.make_array_from_callback(np.shape(value), sharding, lambda index: np.asarray(value)[index])
 
 
 def _get_metrics(metrics):
@@ -45,8 +56,19 @@ def _dataset_size(dataset):
     return len(dataset)
 
 
-def _iterate(dataset):
-    """One epoch of ``dataset`` as tuples of arrays (MindSpore datasets or plain iterables)."""
+def _shard_row(row, mesh, owner):
+    """Each array column of ``row`` as a global array sharded on axis 0 over ``mesh``."""
+    return tuple(Tensor(parallel.shard_batch(mesh, unwrap(x), owner))
+                 if isinstance(x, (np.ndarray, Tensor, jax.Array)) else x for x in row)
+
+
+def _iterate(dataset, mesh=None, owner="Model"):
+    """One epoch of ``dataset`` as tuples of arrays (MindSpore datasets or plain iterables); under
+    data_parallel each column is sharded on axis 0 over ``mesh``."""
+    if mesh is not None:
+        for row in _iterate(dataset):
+            yield _shard_row(row, mesh, owner)
+        return
     if hasattr(dataset, "create_tuple_iterator"):
         try:
             iterator = dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)
@@ -98,6 +120,7 @@ class Model:
         self._optimizer = optimizer
         self._amp_level = amp_level
         self._metric_fns = _get_metrics(metrics)
+        self._built_step = False
         self._eval_indexes = eval_indexes
         self._train_network = self._build_train_network()
         self._eval_network = eval_network
@@ -108,11 +131,35 @@ class Model:
         self._current_epoch_num = 0
         self._current_step_num = 0
 
+    def _place(self, mesh, network=None):
+        """Under data_parallel, put every Variable of ``network`` (the train network: parameters,
+        BatchNorm statistics, optimizer state) replicated on ``mesh``; return ``mesh``.
+
+        With ``gradients_mean=False`` MindSpore sums the devices' gradients of their local mean
+        losses; the train step Model built then scales the global mean's gradient by the device
+        count (``sens``), which is the same sum."""
+        network = self._train_network if network is None else network
+        if network is self._train_network and self._built_step:
+            mean = mesh is None or parallel.get_auto_parallel_context("gradients_mean")
+            sens = 1.0 if mean else float(mesh.size)
+            if network.sens != sens:
+                network.sens = sens
+        if mesh is None:
+            return None
+        sharding = parallel.replicated(mesh)
+        for _, node in nnx.iter_graph(network):
+            if isinstance(node, nnx.Variable):
+                value = node.get_raw_value()
+                if isinstance(value, (jax.Array, np.ndarray)) and getattr(value, "sharding", None) != sharding:
+                    node.set_raw_value(_replicate(value, sharding), _unsafe_bypass_check=True)
+        return mesh
+
     def _build_train_network(self):
         net = self._network
         if self._optimizer is not None:
             if self._loss_fn is not None:
                 net = WithLossCell(net, self._loss_fn)
+            self._built_step = True
             return TrainOneStepCell(net, self._optimizer)
         if self._loss_fn is not None:
             return WithLossCell(net, self._loss_fn)
@@ -163,8 +210,9 @@ class Model:
         cb_params.mode = "train"
         cb_params.loss_fn = self._loss_fn
         cb_params.optimizer = self._optimizer
-        cb_params.parallel_mode = "stand_alone"
-        cb_params.device_number = 1
+        mesh = self._place(parallel.data_parallel_mesh())
+        cb_params.parallel_mode = parallel.get_auto_parallel_context("parallel_mode")
+        cb_params.device_number = 1 if mesh is None else mesh.size
         cb_params.train_dataset = train_dataset
         cb_params.train_dataset_element = None
         cb_params.network = self._network
@@ -182,7 +230,7 @@ class Model:
                 cb_params.cur_epoch_num = i + 1
                 self._current_epoch_num, self._current_step_num = i + 1, 0
                 list_callback.on_train_epoch_begin(run_context)
-                for element in _iterate(train_dataset):
+                for element in _iterate(train_dataset, mesh, "Model.train"):
                     if self._loss_fn is not None and len(element) != 2:
                         raise ValueError(f"Model.train: with a loss_fn, each dataset row must be (data, label); "
                                          f"got {len(element)} columns")
@@ -219,12 +267,13 @@ class Model:
         cb_params.network = self._network
         cb_params.dataset_sink_mode = False
         self._eval_network.set_train(False)
+        mesh = self._place(parallel.data_parallel_mesh(), self._eval_network)
         with CallbackManager(callbacks) as list_callback:
             cb_params.list_callback = list_callback
             run_context = RunContext(cb_params)
             list_callback.on_eval_begin(run_context)
             list_callback.on_eval_epoch_begin(run_context)
-            for element in _iterate(valid_dataset):
+            for element in _iterate(valid_dataset, mesh, "Model.eval"):
                 cb_params.cur_step_num += 1
                 cb_params.eval_dataset_element = element
                 list_callback.on_eval_step_begin(run_context)
@@ -258,5 +307,8 @@ class Model:
             warn_ignored("Model.predict", "backend=" if backend is not None else "config=",
                          "msjax runs the network itself (no MindSpore Lite backend)")
         self._predict_network.set_train(False)
+        mesh = self._place(parallel.data_parallel_mesh(), self._predict_network)
         data = tuple(Tensor(x) if isinstance(x, np.ndarray) else x for x in predict_data)
+        if mesh is not None:
+            data = _shard_row(data, mesh, "Model.predict")
         return self._predict_network(*data)
