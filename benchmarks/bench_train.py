@@ -45,12 +45,15 @@ PHASES = ["model", "step", "ckpt_sync", "ckpt_async"]
 #: per network: batch, input shape, checkpoint interval N, windows of k*N steps timed after `skip`
 NETS = {
     "lenet5": {"batch": 32, "shape": (1, 32, 32), "ckpt_every": 10, "saves": 6, "reps": 3},
-    # 3x64x64 costs MindSpore 4.2 s a step on 2 cores (msjax 0.73 s): too slow for a benchmark run
     "resnet50": {"batch": 8, "shape": (3, 32, 32), "ckpt_every": 3, "saves": 2, "reps": 2},
+    # 3x64x64 costs MindSpore about 4 s a step on 2 cores: a short window, no checkpoint phases
+    "resnet50_64": {"net": "resnet50", "batch": 8, "shape": (3, 64, 64), "ckpt_every": 2, "saves": 1,
+                    "reps": 1, "phases": ["model", "step"]},
 }
 QUICK = {
     "lenet5": {"ckpt_every": 10, "saves": 2, "reps": 1},
-    "resnet50": {"ckpt_every": 2, "saves": 2, "reps": 1},
+    "resnet50": {"ckpt_every": 1, "saves": 2, "reps": 1, "phases": ["step"], "first_is_window": True},
+    "resnet50_64": {"ckpt_every": 1, "saves": 1, "reps": 0, "phases": [], "first_is_window": True},
 }
 
 
@@ -102,13 +105,14 @@ def worker(contender, net_name, cfg):
     import numpy as np
     api = _api(contender)
     batch, shape, every, saves, reps = (cfg[k] for k in ("batch", "shape", "ckpt_every", "saves", "reps"))
+    phases = cfg.get("phases", PHASES)
     skip = every                      # steps before the window: warm-up, and the first save
     steps = skip + saves * every      # one Model.train call; the window is (skip, steps]
     rng = np.random.default_rng(0)
     images = rng.standard_normal((64 * batch // 8, *shape)).astype(np.float32)
     labels = rng.integers(0, 10, size=len(images)).astype(np.int32)
 
-    net = api.LeNet5() if net_name == "lenet5" else api.resnet50(class_num=10)
+    net = api.LeNet5() if cfg.get("net", net_name) == "lenet5" else api.resnet50(class_num=10)
     loss = api.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
     opt = api.nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)
     model = api.Model(net, loss_fn=loss, optimizer=opt)
@@ -148,18 +152,20 @@ def worker(contender, net_name, cfg):
     os.chdir(tmp)  # MindSpore may drop side files (rank_0/...) into the working directory
     runs = iter(range(10**6))
 
-    def train(phase):
-        timer = Timer({1, skip, steps})
+    def train(phase, n_steps=steps):
+        timer = Timer({1, skip, n_steps})
         callbacks = [timer]
         if phase.startswith("ckpt"):
             config = api.CheckpointConfig(save_checkpoint_steps=every, keep_checkpoint_max=2,
                                           async_save=phase == "ckpt_async")
             directory = os.path.join(tmp, f"run{next(runs)}")
             callbacks.insert(0, TimedCheckpoint(prefix="bench", directory=directory, config=config))
-        data = dataset(steps)
+        data = dataset(n_steps)
         t0 = time.perf_counter()
         model.train(1, data, callbacks=callbacks, dataset_sink_mode=False)
-        return timer.times[1] - t0, (timer.times[steps] - timer.times[skip]) / (steps - skip)
+        if n_steps <= skip:
+            return timer.times[1] - t0, None
+        return timer.times[1] - t0, (timer.times[n_steps] - timer.times[skip]) / (n_steps - skip)
 
     def bare_steps():
         x = api.ms.Tensor(images[:batch])
@@ -175,10 +181,13 @@ def worker(contender, net_name, cfg):
         return (time.perf_counter() - t0) / (steps - skip)
 
     result = {"first_step_s": None, "call_to_step1_s": [], "save_sync_blocked_s": [], "save_async_blocked_s": [],
-              **{p: [] for p in PHASES}}
-    result["first_step_s"], _ = train("model")
+              **{p: [] for p in phases}}
+    # trace + compile; with first_is_window (--quick) the same call's later steps are the model window
+    result["first_step_s"], per_step = train("model", n_steps=steps if cfg.get("first_is_window") else 1)
+    if cfg.get("first_is_window"):
+        result.setdefault("model", []).append(per_step)
     for r in range(reps):
-        order = PHASES[r % len(PHASES):] + PHASES[:r % len(PHASES)]
+        order = phases[r % len(phases):] + phases[:r % len(phases)]
         for phase in order:
             if phase == "step":
                 result["step"].append(bare_steps())
@@ -207,36 +216,64 @@ def measure(contender, net_name, cfg, baseline=None):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(nets, rounds, quick, contenders, baseline=None):
-    report = {}
+def config(net_name, quick):
+    return dict(NETS[net_name], **(QUICK[net_name] if quick else {}))
+
+
+def plan(nets, rounds, quick, contenders, baseline=None):
+    """The measurements of a run, in order: (key, thunk) with key = (net, round, contender)."""
+    jobs = []
     for net_name in nets:
-        cfg = dict(NETS[net_name], **(QUICK[net_name] if quick else {}))
-        keys = ["first_step_s", "call_to_step1_s", "save_sync_blocked_s", "save_async_blocked_s", *PHASES]
-        per = {c: {k: [] for k in keys} for c in contenders}
+        cfg = config(net_name, quick)
         for r in range(rounds):
             shift = r % len(contenders)
             for c in contenders[shift:] + contenders[:shift]:
-                t0 = time.perf_counter()
-                res = measure(c, net_name, cfg, baseline)
-                per[c]["first_step_s"].append(res["first_step_s"])
-                for k in keys[1:]:
-                    per[c][k].extend(res[k])
-                print(f"  [{net_name} round {r + 1}] {c:10s} first step {res['first_step_s']:.2f}s  "
-                      + "  ".join(f"{p} {1e3 * statistics.median(res[p]):.1f}ms" for p in PHASES)
-                      + f"   ({time.perf_counter() - t0:.0f}s)", flush=True)
-        report[net_name] = summarize(net_name, cfg, per)
+                jobs.append(((net_name, r, c), lambda c=c, n=net_name, cfg=cfg: _timed(c, n, cfg, baseline)))
+    return jobs
+
+
+def _timed(c, net_name, cfg, baseline):
+    t0 = time.perf_counter()
+    res = measure(c, net_name, cfg, baseline)
+    print(f"  [{net_name}] {c:10s} first step {res['first_step_s']:.2f}s  "
+          + "  ".join(f"{p} {1e3 * statistics.median(res[p]):.1f}ms" for p in PHASES if res.get(p))
+          + f"   ({time.perf_counter() - t0:.0f}s)", flush=True)
+    return res
+
+
+def collect(nets, quick, contenders, results):
+    """One summary per network from ``results`` ({(net, round, contender): worker result})."""
+    report = {}
+    keys = ["first_step_s", "call_to_step1_s", "save_sync_blocked_s", "save_async_blocked_s", *PHASES]
+    for net_name in nets:
+        per = {c: {k: [] for k in keys} for c in contenders}
+        for (n, _, c), res in results.items():
+            if n != net_name:
+                continue
+            per[c]["first_step_s"].append(res["first_step_s"])
+            for k in keys[1:]:
+                per[c][k].extend(res.get(k, []))
+        report[net_name] = summarize(net_name, config(net_name, quick), per)
     return report
+
+
+def run(nets, rounds, quick, contenders, baseline=None):
+    results = {key: job() for key, job in plan(nets, rounds, quick, contenders, baseline)}
+    return collect(nets, quick, contenders, results)
 
 
 def summarize(net_name, cfg, per):
     """Print one table per network; ratios are msjax over each other contender."""
-    med = {c: {k: statistics.median(v) for k, v in d.items()} for c, d in per.items()}
+    med = {c: {k: statistics.median(v) for k, v in d.items() if v} for c, d in per.items()}
     for m in med.values():
-        m["pipeline_ms"] = 1e3 * (m["model"] - m["step"])
+        if "step" in m:
+            m["pipeline_ms"] = 1e3 * (m["model"] - m["step"])
         for p in ("ckpt_sync", "ckpt_async"):
-            m[f"{p}_extra_ms"] = 1e3 * (m[p] - m["model"])
+            if p in m:
+                m[f"{p}_extra_ms"] = 1e3 * (m[p] - m["model"])
     others = [c for c in med if c != "msjax"]
-    out = {"config": cfg, "medians": med, "windows": {c: len(per[c]["model"]) for c in per}, "ratios": {}}
+    out = {"config": cfg, "medians": med, "windows": {c: len(per[c]["model"]) for c in per}, "ratios": {},
+           "rows": []}
     print(f"\n=== {net_name}: batch {cfg['batch']} x {'x'.join(map(str, cfg['shape']))}, Momentum 0.01/0.9, "
           f"GRAPH_MODE CPU; medians over {out['windows']['msjax']} windows ===")
     print(f"{'':34s}" + "".join(f"{c:>11s}" for c in med) + "".join(f"{'msjax/' + c[:6]:>13s}" for c in others))
@@ -250,12 +287,17 @@ def summarize(net_name, cfg, per):
             ("one save holds the loop, sync: ms", "save_sync_blocked_s", lambda v: 1e3 * v, "{:.1f}", False),
             ("one save holds the loop, async: ms", "save_async_blocked_s", lambda v: 1e3 * v, "{:.1f}", False)]
     for label, key, show, fmt, ratio in rows:
+        if not all(key in m for m in med.values()):
+            continue
         line = f"{label:34s}" + "".join(f"{fmt.format(show(med[c][key])):>11s}" for c in med)
+        row = {"row": label, "values": {c: show(med[c][key]) for c in med}, "ratios": {},
+               "signed": ratio is None}      # a difference of two timings: noise can make it negative
         if ratio is not None:
             for c in others:
                 r = show(med["msjax"][key]) / show(med[c][key])
-                out["ratios"][f"{key}_msjax_over_{c}"] = r
+                out["ratios"][f"{key}_msjax_over_{c}"] = row["ratios"][f"msjax/{c}"] = r
                 line += f"{r:>12.2f}x"
+        out["rows"].append(row)
         print(line)
     print("(ratios: msjax's number over the other's; steps/s >1 and times <1 favour msjax)")
     return out
