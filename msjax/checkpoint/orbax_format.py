@@ -50,9 +50,9 @@ def _ocp():
 
 # --------------------------------------------------------------------------- save
 
-def _snapshot(save_obj, directory, copy):
+def _snapshot(save_obj, directory, copy, append_dict=None):
     """The orbax tree (name -> jax/numpy array, sharding kept) and msjax's metadata."""
-    named, types = items.snapshot(items.entries(save_obj, None), copy=copy, keep_device=True,
+    named, types = items.snapshot(items.entries(save_obj, None, append_dict), copy=copy, keep_device=True,
                                   caller="save_orbax")
     return _tree(named, types, directory)
 
@@ -116,13 +116,19 @@ def _abandon(checkpointer, staging):
         staging.close()
 
 
-def save_orbax(save_obj, directory, *, async_save=False, force=False):
+def save_orbax(save_obj, directory, *, async_save=False, force=False, append_dict=None):
     """Save ``save_obj`` (a Cell, a list of Parameters or ``{"name", "data"}`` dicts, or a dict
     name -> Parameter/Tensor/array) as an orbax PyTree checkpoint keyed by MindSpore names.
 
     Sharded ``jax.Array`` values are written per shard, with their sharding. ``force=True``
     replaces an existing ``directory``, only once the new checkpoint is complete. ``async_save=True`` returns an ``AsyncSave`` handle once
     the arrays are snapshotted; ``.result()`` waits for the commit and re-raises its error.
+    ``append_dict`` adds entries as ``save_checkpoint``'s does.
+
+    Under ``jax.distributed`` (several processes) every process calls it with the same
+    ``directory``: each writes the shards it holds, and orbax's own commit (a temporary directory
+    renamed by process 0 once all have written) makes it appear whole; ``force=True`` there lets
+    orbax remove the old directory first, and the save is synchronous.
 
     >>> save_orbax(net, "/tmp/lenet_orbax", force=True)
     """
@@ -137,11 +143,24 @@ def save_orbax(save_obj, directory, *, async_save=False, force=False):
                               file=path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise CheckpointError("exists and is not a directory; orbax checkpoints are directories", file=path)
-    tree, meta = _snapshot(save_obj, path, copy=async_save)
+    tree, meta = _snapshot(save_obj, path, copy=async_save, append_dict=append_dict)
     return _save_tree(tree, meta, path, async_save)
 
 
+def _save_multiprocess(tree, meta, path):
+    """Every process writes its shards into ``path`` through orbax's own atomic commit (the
+    staging directory of ``_save_tree`` is per process, so it cannot be shared)."""
+    checkpointer = _ocp().StandardCheckpointer()
+    try:
+        checkpointer.save(path, tree, custom_metadata={_META_KEY: meta}, force=True)
+        _close(checkpointer)
+    except _ORBAX_ERRORS as err:
+        _raise_write_failure(err, path)
+
+
 def _save_tree(tree, meta, path, async_save):
+    if jax.process_count() > 1:
+        return _save_multiprocess(tree, meta, path)
     try:
         staging = atomic.LockedTempDir(path)
     except OSError as err:

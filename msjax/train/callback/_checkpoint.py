@@ -1,9 +1,12 @@
 """``ModelCheckpoint``: MindSpore's checkpoint callback (file names, save and keep policies, graph.meta).
 
-Files are ``<prefix>-<epoch>_<step in epoch>.ckpt``; if files of ``prefix`` already exist in the
+Files are ``<prefix>-<epoch>_<step in epoch>.ckpt`` (``.safetensors``, or an ``.orbax`` directory
+with msjax's ``CheckpointConfig(format="orbax")``); if files of ``prefix`` already exist in the
 directory the prefix becomes ``<prefix>_<N>``; ``<prefix>-graph.meta`` is written once, at the first
 step. The policies are ``CheckpointConfig``'s (``_checkpoint_config``); the files and the keep rule
-are ``_checkpoint_files``'. Time comes from the module-level ``_time`` (tests swap in a fake clock).
+are ``_checkpoint_files``'. Under ``jax.distributed`` rank 0 alone writes .ckpt / .safetensors
+files (the gathered, replicated parameters) and graph.meta; every rank writes its shards of an
+orbax checkpoint. Time comes from the module-level ``_time`` (tests swap in a fake clock).
 
 >>> config = CheckpointConfig(save_checkpoint_steps=2, keep_checkpoint_max=3)
 >>> model.train(2, ds, callbacks=[ModelCheckpoint(prefix="lenet", directory="ckpt", config=config)])
@@ -14,8 +17,10 @@ import os
 import time
 import warnings
 
+import jax
+
 from msjax._lazy import exporters
-from msjax.checkpoint import save_checkpoint
+from msjax.checkpoint import orbax_format, save_checkpoint
 from msjax.common.atomic import clean_orphans
 from msjax.nn.cell import Cell, last_call_inputs
 from msjax.train.callback._callback import Callback
@@ -130,7 +135,7 @@ class ModelCheckpoint(Callback):
         if self._directory_func:
             self._directory = os.fspath(self._directory_func(cb_params))
             os.makedirs(self._directory, exist_ok=True)
-        if not self._graph_saved:
+        if not self._graph_saved and self._writes():
             graph_file = os.path.join(self._directory, self._prefix + "-graph.meta")
             _write_graph(cb_params.train_network, _batch(cb_params), graph_file)
             self._graph_saved = True
@@ -160,10 +165,18 @@ class ModelCheckpoint(Callback):
                 return True
         return False
 
+    def _writes(self):
+        """Whether this process writes: every process writes its shards of an orbax checkpoint;
+        a .ckpt / .safetensors file of the gathered parameters is written once, by rank 0."""
+        return self._config.format == "orbax" or jax.process_index() == 0
+
     def _save_ckpt(self, cb_params, force_to_save=False):
         if cb_params.cur_step_num == self._last_triggered_step:
             return
         if not self._check_save_ckpt(cb_params, force_to_save):
+            return
+        if not self._writes():
+            self._last_triggered_step = cb_params.cur_step_num
             return
         self._wait()
         fmt = self._config.format
@@ -203,6 +216,10 @@ class ModelCheckpoint(Callback):
 
     def _save(self, network, path, async_save=None):
         cfg = self._config
+        if cfg.format == "orbax":
+            return orbax_format.save_orbax(network, path, async_save=bool(cfg.async_save if async_save is None
+                                                                           else async_save),
+                                           force=True, append_dict=dict(self._append_dict) or None)
         if cfg.remove_redundancy:
             # MindSpore de-duplicates across data-parallel ranks; a stand-alone run refuses, as msjax does
             raise TypeError("The deduplication feature for saving checkpoint can only be used in parallel "
@@ -216,6 +233,8 @@ class ModelCheckpoint(Callback):
     def _exception_save(self, train_network, epoch_num, step_num):
         """Save ``<prefix>-<epoch>_<step>_breakpoint.ckpt`` after training raised (``exception_save``)."""
         self._wait()
+        if not self._writes():
+            return None
         prefix = _chg_ckpt_file_name_if_same_exist(self._directory, self._exception_prefix, True)
         path = os.path.join(self._directory, f"{prefix}-{epoch_num}_{step_num}_breakpoint.ckpt")
         self._append_dict_content(epoch_num, step_num)

@@ -8,6 +8,12 @@ On one device some arguments mean what they mean in a stand-alone MindSpore run:
 (merging model-parallel slices) has nothing to merge, ``remove_redundancy`` is refused by the save
 (as MindSpore refuses it in 'stand_alone'), and ``incremental`` (saving MapParameters
 incrementally) has no MapParameter to apply to. Unknown keyword arguments warn once.
+
+``format="orbax"`` is msjax's extension for sharded runs: each checkpoint is an orbax directory
+``<prefix>-<epoch>_<step>.orbax`` (``msjax.checkpoint.orbax_format``) written shard by shard from
+the devices that hold each array, by every process under ``jax.distributed``; read it back with
+``load_orbax`` or ``load_checkpoint`` onto any device count. ``ckpt`` and ``safetensors`` write
+the gathered parameters as one file (rank 0 writes it in a multi-process run).
 """
 from __future__ import annotations
 
@@ -88,15 +94,16 @@ class CheckpointConfig:
         self._enc_key = check_isinstance("CheckpointConfig", "enc_key", enc_key, (type(None), bytes))
         self._enc_mode = check_isinstance("CheckpointConfig", "enc_mode", enc_mode, (str,))
         self._crc_check = check_isinstance("CheckpointConfig", "crc_check", crc_check, (bool,))
-        if not isinstance(format, str) or format not in CHECKPOINT_FORMATS:
-            raise ValueError(f"For 'CheckpointConfig', 'format' must be 'ckpt' or 'safetensors', got {format!r}")
+        if not isinstance(format, str) or format not in CHECKPOINT_FORMATS + ("orbax",):
+            raise ValueError(f"For 'CheckpointConfig', 'format' must be 'ckpt' or 'safetensors' (or msjax's "
+                             f"'orbax'), got {format!r}")
         self._format = format
         self.remove_redundancy = check_isinstance("CheckpointConfig", "remove_redundancy", remove_redundancy, (bool,))
         self._map_param_inc = _check_bool(incremental, "incremental")
         for name in kwargs:       # MindSpore's CheckpointConfig takes **kwargs too
             warn_ignored("CheckpointConfig", f"{name}=", "it is not a CheckpointConfig option msjax knows")
-        if format == "safetensors" and (enc_key is not None or enc_mode != "AES-GCM" or crc_check or exception_save):
-            raise ValueError("For 'CheckpointConfig', when format is 'safetensors', enc_key, enc_mode, crc_check "
+        if format != "ckpt" and (enc_key is not None or enc_mode != "AES-GCM" or crc_check or exception_save):
+            raise ValueError(f"For 'CheckpointConfig', when format is '{format}', enc_key, enc_mode, crc_check "
                              "and exception_save must keep their defaults.")
 
     save_checkpoint_steps = property(lambda self: self._save_checkpoint_steps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import stat
 import time
 import warnings
@@ -21,7 +22,7 @@ def _chg_ckpt_file_name_if_same_exist(directory, prefix, exception=False):
     for filename in os.listdir(directory):
         ext = os.path.splitext(filename)[-1]
         breakpoint_file = filename.endswith("_breakpoint.ckpt")
-        if exception != breakpoint_file or (not exception and ext not in (".ckpt", ".safetensors")):
+        if exception != breakpoint_file or (not exception and ext not in (".ckpt", ".safetensors", ".orbax")):
             continue
         if filename.startswith(prefix) and len(filename) > pre_len and not filename[pre_len].isalpha():
             index = filename[pre_len:].find("-")
@@ -63,8 +64,11 @@ class _CheckpointManager:
 
     def remove_ckpoint_file(self, path):
         try:
-            os.chmod(path, stat.S_IWRITE | stat.S_IREAD)
-            os.remove(path)
+            if os.path.isdir(path):       # an orbax checkpoint is a directory
+                shutil.rmtree(path)
+            else:
+                os.chmod(path, stat.S_IWRITE | stat.S_IREAD)
+                os.remove(path)
         except FileNotFoundError:
             pass
         except OSError as err:
