@@ -3,18 +3,61 @@
 GRAPH_MODE compiles each Cell call with ``jax.jit``; PYNATIVE_MODE runs ``construct`` eagerly.
 ``device_target`` is "CPU", "GPU" or "Ascend" (TPU stands in for Ascend); a target whose backend
 is absent falls back to CPU with one warning.
+
+The persistent compilation cache is MindSpore's ``enable_compile_cache`` / ``compile_cache_path``
+(or, where the context leaves them unset, the environment variables ``MS_COMPILER_CACHE_ENABLE=1``
+and ``MS_COMPILER_CACHE_PATH``), mapped onto JAX's persistent cache: compiled XLA executables are
+written to ``<compile_cache_path>/rank_<RANK_ID>/graph_cache`` (MindSpore's layout; the path
+defaults to the working directory, ``RANK_ID`` to 0) and a later process compiling the same program
+with the same jax, XLA flags and device loads the executable instead of compiling it again. It is
+off by default, as in MindSpore. When on, every program is cached whatever its compile time
+(``jax_persistent_cache_min_compile_time_secs`` 0; set it after ``set_context`` to cache less).
+As with any JAX cache, the directory is trusted: whoever can write to it can run code in the
+processes that read it.
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import jax
+from jax.experimental.compilation_cache import compilation_cache as _jax_cache
 
 GRAPH_MODE = 0
 PYNATIVE_MODE = 1
 
 _PLATFORM = {"CPU": "cpu", "GPU": "gpu", "Ascend": "tpu"}
-_state = {"mode": GRAPH_MODE, "device_target": "CPU", "device_id": 0}
+_state = {"mode": GRAPH_MODE, "device_target": "CPU", "device_id": 0,
+          "enable_compile_cache": None, "compile_cache_path": ""}
+
+
+def compile_cache_dir():
+    """The directory the persistent compilation cache uses now, or None when it is off.
+
+    The context's ``enable_compile_cache`` wins; left unset (None) the environment's
+    ``MS_COMPILER_CACHE_ENABLE == "1"`` decides, as in MindSpore. The path likewise comes from
+    ``compile_cache_path``, else ``MS_COMPILER_CACHE_PATH``, else the working directory.
+    """
+    enabled = _state["enable_compile_cache"]
+    if enabled is None:
+        enabled = os.environ.get("MS_COMPILER_CACHE_ENABLE") == "1"
+    if not enabled:
+        return None
+    root = _state["compile_cache_path"] or os.environ.get("MS_COMPILER_CACHE_PATH") or "."
+    rank = os.environ.get("RANK_ID", "0")
+    return os.path.join(os.path.abspath(root), f"rank_{rank}", "graph_cache")
+
+
+def _apply_compile_cache():
+    """Point JAX's persistent cache at ``compile_cache_dir()`` (or switch it off)."""
+    path = compile_cache_dir()
+    if path == jax.config.jax_compilation_cache_dir:
+        return
+    if path is not None:
+        os.makedirs(path, exist_ok=True)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_compilation_cache_dir", path)
+    _jax_cache.reset_cache()   # the cache object binds its directory on first use
 
 
 def _pick_device(target, device_id):
@@ -30,10 +73,15 @@ def _pick_device(target, device_id):
     return target, devices[min(device_id, len(devices) - 1)]
 
 
-def set_context(*, mode=None, device_target=None, device_id=None, **ignored):
+def set_context(*, mode=None, device_target=None, device_id=None, enable_compile_cache=None,
+                compile_cache_path=None, **ignored):
     """Set MindSpore's context keys that mean something on JAX.
 
+    ``enable_compile_cache`` (bool) and ``compile_cache_path`` (str) switch the persistent
+    compilation cache (see the module docstring).
+
     >>> set_context(mode=GRAPH_MODE, device_target="CPU")
+    >>> set_context(enable_compile_cache=True, compile_cache_path="./cache.ms")  # doctest: +SKIP
     """
     if mode is not None:
         if mode not in (GRAPH_MODE, PYNATIVE_MODE):
@@ -47,6 +95,18 @@ def set_context(*, mode=None, device_target=None, device_id=None, **ignored):
         target, device = _pick_device(device_target, _state["device_id"])
         _state["device_target"] = target
         jax.config.update("jax_default_device", device)
+    if enable_compile_cache is not None:
+        if not isinstance(enable_compile_cache, bool):
+            raise TypeError(f"The parameter 'enable_compile_cache' must be <class 'bool'>, but got "
+                            f"{type(enable_compile_cache)}")
+        _state["enable_compile_cache"] = enable_compile_cache
+    if compile_cache_path is not None:
+        if not isinstance(compile_cache_path, str):
+            raise TypeError(f"The parameter 'compile_cache_path' must be <class 'str'>, but got "
+                            f"{type(compile_cache_path)}")
+        _state["compile_cache_path"] = compile_cache_path
+    if enable_compile_cache is not None or compile_cache_path is not None:
+        _apply_compile_cache()
     for key in ignored:
         _state[key] = ignored[key]
 
@@ -56,3 +116,7 @@ def get_context(attr_key):
     if attr_key not in _state:
         raise ValueError(f"unknown context key {attr_key!r}")
     return _state[attr_key]
+
+
+if os.environ.get("MS_COMPILER_CACHE_ENABLE") == "1":
+    _apply_compile_cache()
