@@ -60,7 +60,7 @@ def export_worker(contender, nets, tmp):
             try:
                 fw.export(net, x, file_name=base, file_format=fmt)
             except Exception as err:  # noqa: BLE001 - a format this build cannot write: say so
-                out[f"{net_name}/{fmt}"] = {"error": f"{type(err).__name__}: {str(err)[:200]}"}
+                out[f"{net_name}/{fmt}"] = {"error": f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"}
                 continue
             out[f"{net_name}/{fmt}"] = {"time_s": time.perf_counter() - t0,
                                         "bytes": os.path.getsize(base + SUFFIX[fmt])}
