@@ -1,127 +1,112 @@
-"""The ``msjax`` command: inspect, diff and convert checkpoints; export model-zoo networks.
+"""The ``msjax`` command (also ``python -m msjax``): inspect, diff and convert checkpoints; export
+model-zoo networks.
 
-    msjax inspect lenet5.ckpt
-    msjax diff a.ckpt b.ckpt
+    msjax inspect lenet5.ckpt [--json]
+    msjax diff a.ckpt b.safetensors                 # exit 1 if they differ
     msjax convert resnet50.pth resnet50.ckpt        # PyTorch state dict -> MindSpore .ckpt
-    msjax convert lenet5.ckpt lenet5.safetensors    # .ckpt <-> .safetensors
+    msjax convert lenet5.ckpt lenet5.safetensors    # the format follows the suffix
+    msjax convert lenet5.ckpt lenet5_orbax/         # a directory is an orbax checkpoint
     msjax export lenet5 --ckpt lenet5.ckpt --input-shape 1,1,32,32 --format ONNX out/lenet5
+
+The file commands import no jax. Every failure is one line on stderr and exit status 2
+(``--debug`` shows the traceback).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
-import numpy as np
+from msjax.common.formats import CIPHER_MODES, EXPORT_FORMATS
 
-from msjax.common.formats import CHECKPOINT_FORMATS, CIPHER_MODES, EXPORT_FORMATS
-from msjax.errors import MsjaxError
+__all__ = ["main", "build_parser"]
 
-
-def _format_of(path):
-    """The checkpoint format named by ``path``'s suffix (".safetensors"), else "ckpt"."""
-    return next((f for f in CHECKPOINT_FORMATS if str(path).endswith("." + f)), CHECKPOINT_FORMATS[0])
+MODELS = ("lenet5", "resnet50")
 
 
-def _load(path, dec_key=None, dec_mode=CIPHER_MODES[0]):
-    from msjax.checkpoint import load_checkpoint
-
-    key = dec_key.encode() if dec_key else None
-    return load_checkpoint(path, dec_key=key, dec_mode=dec_mode, format=_format_of(path))
-
-
-def _inspect(args):
-    params = _load(args.file, args.dec_key, args.dec_mode)
-    total = 0
-    for name, value in params.items():
-        if isinstance(value, str):
-            print(f"{name}\tstr\t{value!r}")
-            continue
-        total += int(np.prod(value.shape))
-        print(f"{name}\t{list(value.shape)}\t{value.dtype}")
-    print(f"# {len(params)} entries, {total:,} values")
+def _add_dec(p, side="", what="the file"):
+    """``--dec-key``/``--dec-key-hex``/``--dec-mode`` (``side``: diff's ``--a-``/``--b-`` ones)."""
+    flag = f"--{side}-" if side else "--"
+    keys = p.add_mutually_exclusive_group()
+    keys.add_argument(f"{flag}dec-key", metavar="TEXT", help=f"key of {what} if encrypted, as text")
+    keys.add_argument(f"{flag}dec-key-hex", metavar="HEX", help=f"key of {what} if encrypted, in hex")
+    p.add_argument(f"{flag}dec-mode", choices=CIPHER_MODES, default=None if side else CIPHER_MODES[0],
+                   help=f"cipher of {what} (default: {'--dec-mode' if side else CIPHER_MODES[0]})")
 
 
-def _diff(args):
-    a, b = _load(args.a), _load(args.b)
-    differences = 0
-    for name in list(a) + [n for n in b if n not in a]:
-        if name not in b or name not in a:
-            print(f"{'-' if name not in b else '+'} {name}")
-            differences += 1
-            continue
-        x, y = a[name], b[name]
-        if isinstance(x, str) or isinstance(y, str):
-            same = x == y
-        else:
-            x, y = x.asnumpy(), y.asnumpy()
-            same = x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True)
-        if not same:
-            print(f"~ {name}")
-            differences += 1
-    print(f"# {differences} difference(s)")
-    return 1 if differences else 0
-
-
-def _convert(args):
-    from msjax.checkpoint import save_checkpoint
-    from msjax.checkpoint.torch_format import convert_torch_checkpoint
-
-    if str(args.src).endswith((".pth", ".pt", ".bin")):
-        mapping = convert_torch_checkpoint(args.src, args.dst, format=_format_of(args.dst))
-        renamed = sum(1 for k, v in mapping.items() if v and v != k)
-        dropped = sum(1 for v in mapping.values() if v is None)
-        print(f"# {len(mapping) - dropped} tensors written, {renamed} renamed, {dropped} dropped -> {args.dst}")
-        return
-    save_checkpoint(_load(args.src), args.dst, format=_format_of(args.dst))
-    print(f"# {args.src} -> {args.dst}")
-
-
-def _export(args):
-    import msjax
-    from msjax import models
-
-    builders = {"lenet5": models.LeNet5, "resnet50": models.ResNet50}
-    net = builders[args.model.lower()]()
-    if args.ckpt:
-        msjax.load_checkpoint(args.ckpt, net=net, strict_load=True)
-    shape = tuple(int(d) for d in args.input_shape.split(","))
-    msjax.export(net, msjax.Tensor(np.zeros(shape, np.float32)), file_name=args.file_name,
-                 file_format=args.format)
-    print(f"# exported {args.model} as {args.format} -> {args.file_name}")
+def _command(sub, name, run, help, common, usage):
+    p = sub.add_parser(name, help=help, description=help, parents=[common], usage=f"msjax {name} {usage}")
+    p.set_defaults(run=run)      # a function of msjax._cli_commands, imported when it runs
+    return p
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="msjax", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("inspect", help="list a checkpoint's names, shapes and dtypes in file order")
-    p.add_argument("file")
-    p.add_argument("--dec-key", help="key of an encrypted checkpoint (text)")
-    p.add_argument("--dec-mode", default=CIPHER_MODES[0], choices=CIPHER_MODES)
-    p.set_defaults(run=_inspect)
-    p = sub.add_parser("diff", help="compare two checkpoints entry by entry (exit 1 if they differ)")
+    """The argument parser (commands run lazily: nothing heavy is imported to build it)."""
+    def common(default):
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("--debug", action="store_true", default=default,
+                       help="show the traceback of an error")
+        p.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="no progress bars")
+        return p
+
+    parser = argparse.ArgumentParser(prog="msjax", description="Inspect, diff and convert checkpoints; export "
+                                     "model-zoo networks. The file commands import no jax.",
+                                     parents=[common(False)])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    flags = common(argparse.SUPPRESS)        # after the command too, without undoing one before it
+    p = _command(sub, "inspect", "inspect", "list a checkpoint's names, shapes and dtypes in file order",
+                 flags, "[options] FILE")
+    p.add_argument("file", help=".ckpt, .safetensors, .pth/.pt/.bin or an orbax directory")
+    p.add_argument("--json", action="store_true", help="print JSON: entries and totals")
+    _add_dec(p)
+    p = _command(sub, "diff", "diff", "compare two checkpoints entry by entry (exit 1 if they differ)",
+                 flags, "[options] A B")
     p.add_argument("a")
     p.add_argument("b")
-    p.set_defaults(run=_diff)
-    p = sub.add_parser("convert", help="PyTorch .pth/.pt -> .ckpt, or .ckpt <-> .safetensors")
+    _add_dec(p, what="both files")
+    _add_dec(p, "a", "A only")
+    _add_dec(p, "b", "B only")
+    p = _command(sub, "convert", "convert", "convert a checkpoint; the format follows each path: "
+                 ".ckpt, .safetensors, .pth/.pt/.bin (read only), a directory (orbax)", flags,
+                 "[options] SRC DST")
     p.add_argument("src")
     p.add_argument("dst")
-    p.set_defaults(run=_convert)
-    p = sub.add_parser("export", help="export a model-zoo network to MINDIR, AIR or ONNX")
-    p.add_argument("model", choices=["lenet5", "resnet50"])
+    _add_dec(p, what="src")
+    p = _command(sub, "export", "export", "export a model-zoo network to MINDIR, AIR or ONNX", flags,
+                 "[options] {lenet5,resnet50} FILE_NAME --input-shape N,C,H,W")
+    p.add_argument("model", choices=MODELS)
     p.add_argument("file_name")
-    p.add_argument("--ckpt", help="weights to load first (strict)")
+    p.add_argument("--ckpt", help="weights to load first (strict; .ckpt or .safetensors)")
     p.add_argument("--input-shape", required=True, help="e.g. 1,1,32,32")
     p.add_argument("--format", default="MINDIR", choices=EXPORT_FORMATS)
-    p.set_defaults(run=_export)
+    _add_dec(p, what="--ckpt")
     return parser
 
 
+def _one_line(err) -> str:
+    text = " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
+    from msjax.errors import MsjaxError
+
+    if isinstance(err, (MsjaxError, OSError, ValueError, TypeError)) and text:
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def main(argv=None):
+    """Run one command; its exit status (0 ok, 1 diff found differences, 2 error)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
-    except (MsjaxError, OSError) as err:
-        print(f"msjax {args.command}: error: {err}", file=sys.stderr)
+        from msjax import _cli_commands
+
+        return getattr(_cli_commands, args.run)(args) or 0
+    except KeyboardInterrupt:
+        print(f"msjax {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  (the contract: one line, status 2; --debug shows the rest)
+        if args.debug:
+            traceback.print_exc()
+        print(f"msjax {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -29,7 +29,6 @@ import numpy as np
 # the unpickler's limits, importable here as before (set them on torch_pickle to change them)
 from msjax.checkpoint.torch_pickle import (COPY_FACTOR, MAX_PICKLE_MARKS, OBJECT_FACTOR,  # noqa: F401
                                            StateDictUnpickler)
-from msjax.checkpoint.serialization import save_checkpoint
 from msjax.checkpoint.torch_zip import ZIP_ERRORS, archive_root, open_archive, read_entry
 from msjax.common.untrusted import reading
 from msjax.errors import CheckpointError
@@ -241,6 +240,8 @@ def convert_torch_checkpoint(src, dst, *, net=None, renames=None, **save_kwargs)
     if net is not None and renames is not None:
         raise CheckpointError("pass renames= (the heuristic's suffix table) or net= (the layers' own "
                               "names), not both", file=src)
+    from msjax.checkpoint.serialization import save_checkpoint   # jax: reading needs none
+
     state = read_torch_state_dict(src)
     mapping = torch_to_mindspore_names(state, renames, net=net)
     records = [{"name": ms_name, "data": state[t_name]} for t_name, ms_name in mapping.items() if ms_name]
