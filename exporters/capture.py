@@ -28,6 +28,7 @@ from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor, unwrap
 from msjax.errors import ExportError
 from msjax.nn.cell import Cell, inline_calls
+from msjax.ops import _lowering
 
 __all__ = ["capture"]
 
@@ -77,7 +78,8 @@ def capture(net, *inputs, name=None):
             return outs + [after[i] for i in dynamic]
 
         n_outputs = []
-        closed = jax.make_jaxpr(pure)([values[i] for i in dynamic], arrays)
+        with _lowering.canonical():  # one primitive per layer, as the emitters translate them
+            closed = jax.make_jaxpr(pure)([values[i] for i in dynamic], arrays)
     except jax.errors.ConcretizationTypeError as exc:
         raise ExportError(f"cannot capture {type(net).__name__}: construct uses a tensor's value in Python "
                           f"control flow; use jnp.where or lax.cond instead ({exc})") from exc

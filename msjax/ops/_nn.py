@@ -10,6 +10,7 @@ import numpy as np
 from jax import lax
 
 from msjax.errors import LayerArgumentError
+from msjax.ops import _lowering
 
 
 def pair(value, name="value"):
@@ -66,9 +67,7 @@ def conv2d(x, weight, stride=1, pad_mode="valid", padding=0, dilation=1, group=1
     stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
     kernel = weight.shape[2:]
     pads = pad_pairs(pad_mode, padding, x.shape[2:], kernel, stride, dilation)
-    return lax.conv_general_dilated(x, weight.astype(x.dtype), window_strides=stride, padding=pads,
-                                    rhs_dilation=dilation, dimension_numbers=("NCHW", "OIHW", "NCHW"),
-                                    feature_group_count=group)
+    return _lowering.conv2d(x, weight.astype(x.dtype), stride, pads, dilation, group)
 
 
 def _window(x, kernel, stride, pads):
@@ -79,8 +78,7 @@ def max_pool2d(x, kernel_size=1, stride=1, pad_mode="valid", padding=0):
     """Max over NCHW windows; padded cells never win."""
     kernel, stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
     pads = pad_pairs(pad_mode, padding, x.shape[2:], kernel, stride)
-    dims, strides, padding = _window(x, kernel, stride, pads)
-    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding)
+    return _lowering.max_pool2d(x, kernel, stride, pads)
 
 
 def avg_pool2d(x, kernel_size=1, stride=1, pad_mode="valid", padding=0, count_include_pad=True,

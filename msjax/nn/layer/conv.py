@@ -17,7 +17,7 @@ from msjax.common.initializer import HeUniform, Uniform, initializer
 from msjax.common.tensor import Parameter, Tensor
 from msjax.errors import LayerArgumentError
 from msjax.nn.cell import Cell
-from msjax.ops import _nn
+from msjax.ops import _lowering, _nn
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d"]
 
@@ -94,9 +94,12 @@ class _Conv(Cell):
 
     def _conv(self, x, weight):
         pads = conv_pads(self.pad_mode, self.padding, x.shape[2:], weight.shape[2:], self.stride, self.dilation)
-        out = lax.conv_general_dilated(x, weight.astype(x.dtype), window_strides=self.stride, padding=pads,
-                                       rhs_dilation=self.dilation, dimension_numbers=_DIMS[weight.ndim - 2],
-                                       feature_group_count=self.group)
+        if weight.ndim == 4:  # Conv1d/Conv2d: msjax.ops._lowering picks the fast or the canonical lowering
+            out = _lowering.conv2d(x, weight.astype(x.dtype), self.stride, pads, self.dilation, self.group)
+        else:
+            out = lax.conv_general_dilated(x, weight.astype(x.dtype), window_strides=self.stride, padding=pads,
+                                           rhs_dilation=self.dilation, dimension_numbers=_DIMS[weight.ndim - 2],
+                                           feature_group_count=self.group)
         if self.has_bias:
             out = out + self.bias.get_value().astype(out.dtype).reshape((1, -1) + (1,) * (out.ndim - 2))
         return out

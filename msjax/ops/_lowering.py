@@ -1,0 +1,142 @@
+"""How convolutions and max pooling lower to XLA: "fast" inside jitted steps, "canonical" for export.
+
+The canonical lowering is one ``lax.conv_general_dilated`` in NCHW/OIHW and one ``lax.reduce_window``
+per max pool: the primitives the exporters (``exporters/capture.py``) translate one to one into
+MINDIR, ONNX and AIR nodes. XLA on CPU runs those slowly: it computes convolutions in NHWC and
+wraps each NCHW one in transposes, flips kernels for the input gradient, and differentiates
+``reduce_window`` max with ``select_and_scatter``. The fast lowering computes the same values
+
+- 1x1 convolutions (no padding, no groups) as a channel matmul on the strided NHWC view,
+- small-spatial convolutions (output <= ``IM2COL_MAX_HW`` cells, no groups) as im2col + matmul,
+  whose gradients are matmuls and pads rather than flipped-kernel convolutions,
+- other convolutions in NHWC/HWIO between two transposes (XLA cancels adjacent pairs),
+- max pooling as an elementwise max over the window's strided slices (its gradient is selects).
+
+Parameters keep MindSpore's NCHW/OIHW layouts; every other layout lives inside the computation.
+``MSJAX_LOWERING=canonical`` in the environment, or ``with canonical():``, selects the canonical
+lowering; capture turns it on around its trace, so exported files do not depend on this module.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = ["canonical", "is_fast", "conv2d", "max_pool2d", "IM2COL_MAX_HW"]
+
+#: largest output H*W lowered as im2col + matmul (above it, XLA's NHWC convolution wins)
+IM2COL_MAX_HW = 16
+_state = threading.local()
+
+
+def is_fast():
+    """True unless a ``canonical()`` block is active or ``MSJAX_LOWERING=canonical`` is set."""
+    mode = getattr(_state, "mode", None)
+    if mode is None:
+        mode = os.environ.get("MSJAX_LOWERING", "fast").lower()
+    return mode != "canonical"
+
+
+@contextlib.contextmanager
+def canonical(on=True):
+    """Within the block, layers emit the canonical primitives (``on=False``: the fast ones)."""
+    before = getattr(_state, "mode", None)
+    _state.mode = "canonical" if on else "fast"
+    try:
+        yield
+    finally:
+        _state.mode = before
+
+
+def _canonical_conv(x, w, stride, pads, dilation, group):
+    return lax.conv_general_dilated(x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
+                                    dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=group)
+
+
+def _out_size(size, k, s, d, lo, hi):
+    return (size + lo + hi - (k - 1) * d - 1) // s + 1
+
+
+def _im2col(x, w, stride, pads, dilation, out_hw):
+    """NHWC patches (N, oh, ow, kh*kw*C) @ (kh*kw*C, O): one strided slice per kernel tap."""
+    kh, kw = w.shape[2:]
+    x = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            r, c = i * dilation[0], j * dilation[1]
+            taps.append(lax.slice(x, (0, r, c, 0), (x.shape[0], r + (out_hw[0] - 1) * stride[0] + 1,
+                                                    c + (out_hw[1] - 1) * stride[1] + 1, x.shape[3]),
+                                  (1, stride[0], stride[1], 1)))
+    patches = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
+    return patches @ jnp.transpose(w, (2, 3, 1, 0)).reshape(-1, w.shape[0])
+
+
+def conv2d(x, w, stride, pads, dilation, group):
+    """NCHW ``x``, OIHW ``w`` (same dtype), explicit ``pads``: MindSpore's Conv2D, lowered by the mode."""
+    stride, dilation, pads = tuple(stride), tuple(dilation), tuple(tuple(p) for p in pads)
+    if not is_fast() or x.ndim != 4:
+        return _canonical_conv(x, w, stride, pads, dilation, group)
+    out_hw = tuple(_out_size(x.shape[2 + a], w.shape[2 + a], stride[a], dilation[a], *pads[a]) for a in (0, 1))
+    if min(out_hw) < 1:
+        return _canonical_conv(x, w, stride, pads, dilation, group)
+    xt = jnp.transpose(x, (0, 2, 3, 1))
+    if group == 1 and w.shape[2:] == (1, 1) and pads == ((0, 0), (0, 0)):
+        xs = xt[:, :(out_hw[0] - 1) * stride[0] + 1:stride[0], :(out_hw[1] - 1) * stride[1] + 1:stride[1]]
+        out = xs @ w[:, :, 0, 0].T
+    elif group == 1 and out_hw[0] * out_hw[1] <= IM2COL_MAX_HW:
+        out = _im2col(xt, w, stride, pads, dilation, out_hw)
+    else:
+        out = lax.conv_general_dilated(xt, jnp.transpose(w, (2, 3, 1, 0)), window_strides=stride, padding=pads,
+                                       rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       feature_group_count=group)
+    return jnp.transpose(out, (0, 3, 1, 2))
+
+
+def _taps(x, kernel, stride, out_hw):
+    n, c = x.shape[:2]
+    return [lax.slice(x, (0, 0, i, j), (n, c, i + (out_hw[0] - 1) * stride[0] + 1, j + (out_hw[1] - 1) * stride[1] + 1),
+                      (1, 1) + tuple(stride)) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_taps(x, kernel, stride, out_hw):
+    return functools.reduce(jnp.maximum, _taps(x, kernel, stride, out_hw))
+
+
+def _max_taps_fwd(x, kernel, stride, out_hw):
+    out = _max_taps(x, kernel, stride, out_hw)
+    return out, (x, out)
+
+
+def _max_taps_bwd(kernel, stride, out_hw, res, g):
+    """As XLA's select_and_scatter: the whole gradient goes to the first maximal cell of each window."""
+    x, out = res
+    taps, back = jax.vjp(lambda v: _taps(v, kernel, stride, out_hw), x)
+    taken, cotangents = jnp.zeros(out.shape, bool), []
+    for tap in taps:
+        hit = (tap == out) & ~taken
+        cotangents.append(jnp.where(hit, g, jnp.zeros_like(g)))
+        taken = taken | hit
+    return back(cotangents)
+
+
+_max_taps.defvjp(_max_taps_fwd, _max_taps_bwd)
+
+
+def max_pool2d(x, kernel, stride, pads):
+    """Max over NCHW windows (padded cells never win); fast: a max over the window's strided slices."""
+    kernel, stride, pads = tuple(kernel), tuple(stride), tuple(tuple(p) for p in pads)
+    if not is_fast() or x.ndim != 4 or kernel[0] * kernel[1] > 16 or not jnp.issubdtype(x.dtype, jnp.floating):
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
+    out_hw = tuple(_out_size(x.shape[2 + a], kernel[a], stride[a], 1, *pads[a]) for a in (0, 1))
+    if min(out_hw) < 1:
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
+    if pads != ((0, 0), (0, 0)):
+        x = jnp.pad(x, ((0, 0), (0, 0)) + pads, constant_values=-jnp.inf)
+    return _max_taps(x, kernel, stride, out_hw)
