@@ -13,6 +13,8 @@ _LAZY = {
     "safetensors_to_ckpt": "msjax.checkpoint.convert",
     "AsyncSave": "msjax.checkpoint.io",
     "load_param_into_net": "msjax.checkpoint.matching",
+    "load_param_into_nnx": "msjax.checkpoint.nnx_interop",
+    "nnx_parameters": "msjax.checkpoint.nnx_interop",
     "load_checkpoint": "msjax.checkpoint.serialization",
     "load_checkpoint_async": "msjax.checkpoint.serialization",
     "save_checkpoint": "msjax.checkpoint.serialization",
@@ -20,7 +22,7 @@ _LAZY = {
 }
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_async", "load_param_into_net",
-           "wait_async_save", "ckpt_to_safetensors", "safetensors_to_ckpt"]
+           "wait_async_save", "ckpt_to_safetensors", "safetensors_to_ckpt", "load_param_into_nnx", "nnx_parameters"]
 
 
 def __getattr__(name):

@@ -78,6 +78,8 @@ def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundanc
     """Load ``parameter_dict`` (name -> Parameter) into ``net``; return ``(param_not_load,
     ckpt_not_load)``: the net's parameter names not loaded and the dict's names not used.
 
+    ``net`` is a Cell, or a plain ``flax.nnx.Module`` whose variables get MindSpore's names and
+    layouts (``msjax.checkpoint.nnx_interop``; ``load_param_into_nnx`` takes a ``name_fn``).
     ``remove_redundancy`` (MindSpore's data-parallel de-duplication) needs a parallel run, which
     msjax has not: ``True`` is the TypeError MindSpore raises in a stand-alone run. Every mismatch
     is reported in one ``ParameterLoadError`` (MindSpore stops at the first), before any parameter
@@ -85,28 +87,47 @@ def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundanc
 
     >>> param_not_load, ckpt_not_load = load_param_into_net(net, param_dict)
     """
-    if not hasattr(net, "parameters_and_names"):
-        raise TypeError(f"For 'load_param_into_net', 'net' must be a Cell, got {type(net).__name__}")
+    if hasattr(net, "parameters_and_names"):
+        params = None
+    else:
+        from msjax.checkpoint import nnx_interop      # imported here: it imports this module
+        if not nnx_interop.is_plain_module(net):
+            raise TypeError(f"For 'load_param_into_net', 'net' must be a Cell or a flax.nnx.Module, got "
+                            f"{type(net).__name__}")
+        params = nnx_interop.nnx_targets(net)
+    check_dict(parameter_dict, strict_load, "load_param_into_net", remove_redundancy)
+    if remove_redundancy:
+        raise TypeError("The deduplication feature for loading checkpoint can only be used in parallel "
+                        "scenarios, but got stand_alone.")
+    if params is None:
+        params = [p for _, p in net.parameters_and_names()]
+    return load_params(params, parameter_dict, strict_load, _file)
+
+
+def check_dict(parameter_dict, strict_load, caller, remove_redundancy=False):
+    """MindSpore's argument checks of a load, in its order."""
     if not isinstance(parameter_dict, dict):
-        raise TypeError(f"For 'load_param_into_net', 'parameter_dict' must be a dict, got "
+        raise TypeError(f"For '{caller}', 'parameter_dict' must be a dict, got "
                         f"{type(parameter_dict).__name__}")
     if not isinstance(strict_load, bool):
-        raise TypeError(f"For 'load_param_into_net', 'strict_load' must be a bool, got {strict_load!r}")
+        raise TypeError(f"For '{caller}', 'strict_load' must be a bool, got {strict_load!r}")
     if not isinstance(remove_redundancy, bool):
         raise ValueError(  # noqa: TRY004  (MindSpore raises ValueError here)
-            f"For 'load_param_into_net', the parameter 'remove_redundancy' must be bool, "
+            f"For '{caller}', the parameter 'remove_redundancy' must be bool, "
             f"got {remove_redundancy!r}")
     for key, value in parameter_dict.items():
         if not isinstance(key, str) or not isinstance(value, (Parameter, Tensor, str, np.ndarray)) \
                 and not hasattr(value, "shape"):
-            raise TypeError(f"For 'load_param_into_net', parameter_dict entries must be str -> "
+            raise TypeError(f"For '{caller}', parameter_dict entries must be str -> "
                             f"Parameter, got {key!r}: {type(value).__name__}")
 
-    if remove_redundancy:
-        raise TypeError("The deduplication feature for loading checkpoint can only be used in parallel "
-                        "scenarios, but got stand_alone.")
-    params = [p for _, p in net.parameters_and_names()]
-    plan = _Plan(strict_load, _file)
+
+def load_params(params, parameter_dict, strict_load=False, file=None):
+    """The match itself, on checked arguments (``check_dict``): ``params`` are objects with
+    ``name``, ``shape``, ``get_value()`` and ``set_value()`` (Parameters, or
+    ``nnx_interop.NnxTarget``); returns ``(param_not_load, ckpt_not_load)`` or raises one
+    ``ParameterLoadError`` for every mismatch, assigning nothing."""
+    plan = _Plan(strict_load, file)
     used = set()
     param_not_load = []
     for param in params:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from msjax.checkpoint import crypto, formats, items
+from msjax.checkpoint import crypto, formats, items, nnx_interop
 from msjax.checkpoint import io as ckpt_io
 from msjax.checkpoint.matching import load_param_into_net
 from msjax.common.formats import CHECKPOINT_FORMATS
@@ -74,7 +74,8 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
                     enc_key=None, enc_mode="AES-GCM", choice_func=None, crc_check=False, format="ckpt",
                     *, fsync=True, remove_redundancy=None, incremental=False, global_step_num=None, **kwargs):
     """Save ``save_obj`` (a Cell, a list of Parameters or ``{"name", "data"}`` dicts, or a dict
-    name -> Parameter/Tensor/array) to ``ckpt_file_name``, as MindSpore 2.10 does.
+    name -> Parameter/Tensor/array) to ``ckpt_file_name``, as MindSpore 2.10 does. A plain
+    ``flax.nnx.Module`` is saved under MindSpore's names and layouts (``nnx_parameters``).
 
     The write is atomic (temporary file, flush, ``fsync`` unless ``fsync=False``, rename).
     ``async_save=True | "thread" | "process"`` returns an ``AsyncSave`` handle once a host snapshot
@@ -94,6 +95,8 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
                         incremental, global_step_num)
     for key in kwargs:                  # MindSpore ignores unknown keywords; msjax says so, once each
         warn_ignored("save_checkpoint", repr(key), "it is not a keyword argument MindSpore 2.10 reads")
+    if nnx_interop.is_plain_module(save_obj):     # MindSpore's names and layouts (nnx_interop)
+        save_obj = nnx_interop.nnx_parameters(save_obj)
     # a thread needs its own copy of mutable (numpy) arrays; a forked process gets a
     # copy-on-write snapshot of the whole memory for free, and jax arrays are immutable
     named, types = items.snapshot(items.entries(save_obj, choice_func, append_dict),
