@@ -89,7 +89,8 @@ def _rank_worker(out, directory):
     out.update(rank=rank, size=size, devices=len(jax.devices()), local=len(jax.local_devices()),
                losses=seen["losses"], shards=seen["batch_shards"], device_number=seen["device_number"],
                files=[s.latest_ckpt_file_name for s in saves],
-               next_loss=single._train(model, batches[3:])["losses"][0])
+               next_loss=single._train(model, batches[3:])["losses"][0], eval=model.eval(batches[:2]),
+               predict=np.asarray(model.predict(batches[0][0])).tolist())
 
 
 def _free_port():
@@ -132,11 +133,15 @@ def test_two_processes_train_as_one_and_save_once(tmp_path):
     one = single._train(model, batches[:3])
     expected = {p.name: np.asarray(p.get_value()) for p in model.train_network.get_parameters()}
     next_loss = single._train(model, batches[3:])["losses"][0]
+    metrics, predicted = model.eval(batches[:2]), np.asarray(model.predict(batches[0][0]))
     for rank, got in enumerate(ranks):
         assert (got["rank"], got["size"], got["devices"], got["local"]) == (rank, 2, 4, 2)
         assert got["device_number"] == 4 and got["shards"] == [[4, 1, 32, 32]]
         np.testing.assert_allclose(got["losses"], one["losses"], **TOL)
         np.testing.assert_allclose(got["next_loss"], next_loss, **TOL)
+        np.testing.assert_allclose(got["eval"]["loss"], metrics["loss"], **TOL)    # the global batch's
+        assert got["eval"]["accuracy"] == metrics["accuracy"]
+        np.testing.assert_allclose(got["predict"], predicted, **TOL)               # all 16 rows, gathered
     ckpt, orbax = ranks[0]["files"]
     assert ranks[1]["files"] == ["", orbax]          # rank 1 wrote no .ckpt, and shares the orbax directory
     assert sorted(os.listdir(tmp_path)) == ["mp-1_3.ckpt", "mp-1_3.orbax", "mp-graph.meta"]

@@ -37,6 +37,17 @@ def _replicate(value, sharding):
     return jax.make_array_from_callback(np.shape(value), sharding, lambda index: np.asarray(value)[index])
 
 
+def _gathered(value):
+    """``value`` whole on this process: an output sharded over several processes' devices (the
+    eval or predict batch under jax.distributed) is all-gathered, so every rank's metrics and
+    predictions cover the global batch; anything else is returned as it is."""
+    array = unwrap(value)
+    if not isinstance(array, jax.Array) or array.is_fully_addressable or array.is_fully_replicated:
+        return value
+    from jax.experimental import multihost_utils
+    return Tensor(multihost_utils.process_allgather(array, tiled=True))
+
+
 def _get_metrics(metrics):
     if metrics is None:
         return {}
@@ -292,6 +303,7 @@ class Model:
     def _update_metrics(self, outputs):
         if not isinstance(outputs, (tuple, list)):
             outputs = (outputs,)
+        outputs = tuple(_gathered(x) for x in outputs)
         for metric in self._metric_fns.values():
             if self._eval_indexes is None:
                 metric.update(*outputs)
@@ -311,4 +323,6 @@ class Model:
         data = tuple(Tensor(x) if isinstance(x, np.ndarray) else x for x in predict_data)
         if mesh is not None:
             data = _shard_row(data, mesh, "Model.predict")
-        return self._predict_network(*data)
+        if mesh is None:
+            return self._predict_network(*data)
+        return jax.tree.map(_gathered, self._predict_network(*data), is_leaf=lambda x: isinstance(x, Tensor))
