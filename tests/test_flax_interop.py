@@ -115,17 +115,20 @@ def _train(model, x, steps=3):
     labels = np.arange(len(x)) % 10
     optimizer = nnx.Optimizer(model, optax.sgd(0.1, momentum=0.9), wrt=nnx.Param)
 
-    def loss_fn(m):
-        return optax.softmax_cross_entropy_with_integer_labels(m(x), labels).mean()
-
-    for _ in range(steps):
+    @nnx.jit
+    def step(model, optimizer):
+        def loss_fn(m):
+            return optax.softmax_cross_entropy_with_integer_labels(m(x), labels).mean()
         _, grads = nnx.value_and_grad(loss_fn)(model)
         optimizer.update(model, grads)
+
+    for _ in range(steps):
+        step(model, optimizer)
 
 
 def _eval(model, x):
     model.eval()
-    return np.asarray(model(x))
+    return np.asarray(nnx.jit(lambda m, x: m(x))(model, x))
 
 
 def _compare(tmp_path_factory):
