@@ -69,7 +69,8 @@ def test_half_a_cluster_names_what_is_missing(cluster_env):
 # --------------------------------------------------------------------------- slow: two processes
 
 def _rank_worker(out, directory):
-    """One rank: join the cluster, train 3 steps on this rank's half of each batch, save."""
+    """One rank: join the cluster, train 3 steps on this rank's half of each batch, save. Rank 1
+    starts from other values, which ``parameter_broadcast=True`` replaces by rank 0's."""
     from msjax.communication import get_group_size, get_rank, init
     init()
     import jax
@@ -77,11 +78,15 @@ def _rank_worker(out, directory):
     from msjax.common import parallel
     from msjax.train import CheckpointConfig, ModelCheckpoint
     rank, size = get_rank(), get_group_size()
-    parallel.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True)
+    parallel.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True, parameter_broadcast=True)
     rows = 16 // size
     batches = [(x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows])
                for x, y in single._batches(4, seed=2)]
-    model = single._model(single._nets()["lenet"]())
+    net = single._nets()["lenet"]()
+    if rank:      # parameter_broadcast=True: rank 0's initial values win
+        for p in net.trainable_params():
+            p.set_data(p.asnumpy() + 1.0)
+    model = single._model(net)
     saves = [ModelCheckpoint(prefix="mp", directory=directory, config=CheckpointConfig(save_checkpoint_steps=3)),
              ModelCheckpoint(prefix="mp", directory=directory,
                              config=CheckpointConfig(save_checkpoint_steps=3, format="orbax"))]

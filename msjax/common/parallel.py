@@ -12,6 +12,9 @@ of the dataset) and that batch is split over the process's devices in the mesh. 
 half of it. The loss is the mean over the global batch and BatchNorm normalises with the global
 batch's statistics (MindSpore's data parallel uses each device's local batch for BatchNorm).
 
+Across processes every rank must start from the same values (seed them alike, as in MindSpore),
+or set ``parameter_broadcast=True``: ``Model`` then copies rank 0's values to every rank first.
+
 The modes msjax does not run (``semi_auto_parallel``, ``auto_parallel``, ``hybrid_parallel``)
 raise :class:`ParallelModeError`; the other keys are stored and read back with MindSpore's
 defaults, and those that would change training warn once that msjax ignores them.

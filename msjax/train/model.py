@@ -144,7 +144,9 @@ class Model:
 
     def _place(self, mesh, network=None):
         """Under data_parallel, put every Variable of ``network`` (the train network: parameters,
-        BatchNorm statistics, optimizer state) replicated on ``mesh``; return ``mesh``.
+        BatchNorm statistics, optimizer state) replicated on ``mesh``; return ``mesh``. Across
+        processes each gives its own values (seed them alike), or rank 0's with
+        ``set_auto_parallel_context(parameter_broadcast=True)``.
 
         With ``gradients_mean=False`` MindSpore sums the devices' gradients of their local mean
         losses; the train step Model built then scales the global mean's gradient by the device
@@ -158,11 +160,15 @@ class Model:
         if mesh is None:
             return None
         sharding = parallel.replicated(mesh)
-        for _, node in nnx.iter_graph(network):
-            if isinstance(node, nnx.Variable):
-                value = node.get_raw_value()
-                if isinstance(value, (jax.Array, np.ndarray)) and getattr(value, "sharding", None) != sharding:
-                    node.set_raw_value(_replicate(value, sharding), _unsafe_bypass_check=True)
+        nodes = [node for _, node in nnx.iter_graph(network) if isinstance(node, nnx.Variable)
+                 and isinstance(node.get_raw_value(), (jax.Array, np.ndarray))
+                 and getattr(node.get_raw_value(), "sharding", None) != sharding]
+        values = [node.get_raw_value() for node in nodes]
+        if nodes and jax.process_count() > 1 and parallel.get_auto_parallel_context("parameter_broadcast"):
+            from jax.experimental import multihost_utils     # MindSpore's broadcast from rank 0
+            values = multihost_utils.broadcast_one_to_all([np.asarray(v) for v in values])
+        for node, value in zip(nodes, values):
+            node.set_raw_value(_replicate(value, sharding), _unsafe_bypass_check=True)
         return mesh
 
     def _build_train_network(self):
