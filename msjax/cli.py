@@ -14,6 +14,7 @@ The file commands import no jax. Every failure is one line on stderr and exit st
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -100,6 +101,9 @@ def main(argv=None):
         from msjax import _cli_commands
 
         return getattr(_cli_commands, args.run)(args) or 0
+    except BrokenPipeError:            # the reader (``| head``) left: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print(f"msjax {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -17,8 +17,11 @@ from msjax.cli import main
 KEY = "0123456789abcdef"            # the fixtures' enc_key (tests/fixtures/mindspore/generate.py)
 HEAVY = ("jax", "jaxlib", "flax", "optax", "orbax")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-#: prints the heavy packages the interpreter has imported
-PROBE = "import sys\nprint('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & set(" + repr(HEAVY) + ")))\n"
+
+
+def probe(names=HEAVY):
+    """Code that prints which of ``names`` the interpreter has imported."""
+    return f"import sys\nprint('HEAVY', sorted({{m.split('.')[0] for m in sys.modules}} & set({names!r})))\n"
 
 
 def _run(code, *args):
@@ -54,7 +57,7 @@ NO_JAX_COMMANDS = [
 @pytest.mark.parametrize("argv", NO_JAX_COMMANDS, ids=lambda a: " ".join(a).replace("{f}/", ""))
 def test_file_commands_import_no_jax(argv, fixtures_dir, tmp_path):
     argv = [a.format(f=fixtures_dir, t=tmp_path) for a in argv]
-    code = f"from msjax.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n" + PROBE
+    code = f"from msjax.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n" + probe()
     rc, out, err = _run(code)
     assert rc == 0, err
     assert out.splitlines()[-1] == "HEAVY []"
@@ -67,7 +70,7 @@ def test_python_dash_m_msjax_is_the_command(fixtures_dir):
 
 
 def test_import_msjax_is_lazy_but_complete():
-    rc, out, err = _run("import msjax\n" + PROBE + "print(msjax.Tensor([1.0]).asnumpy().tolist(), msjax.nn.Dense.__name__)")
+    rc, out, err = _run("import msjax\n" + probe() + "print(msjax.Tensor([1.0]).asnumpy().tolist(), msjax.nn.Dense.__name__)")
     assert rc == 0, err
     assert out.splitlines() == ["HEAVY []", "[1.0] Dense"]
     assert set(msjax.__all__) <= set(dir(msjax))
@@ -222,6 +225,9 @@ def test_convert_torch_state_dict_as_convert_torch_checkpoint_does(tmp_path, cap
     assert (tmp_path / "m.ckpt").read_bytes() == (tmp_path / "ref.ckpt").read_bytes()
     dropped = sum(v is None for v in mapping.values())
     assert capsys.readouterr().out.startswith(f"# {len(mapping) - dropped} tensors written")
+    argv = ["convert", str(tmp_path / "m.pth"), str(tmp_path / "m.safetensors")]
+    rc, out, err = _run(f"from msjax.cli import main\nmain({argv!r})\n" + probe(HEAVY + ("torch",)))
+    assert (rc, out.splitlines()[-1]) == (0, "HEAVY []"), err
 
 
 def test_progress_bar_on_a_terminal_and_not_with_quiet(fixtures_dir, tmp_path, capsys, monkeypatch):
