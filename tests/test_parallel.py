@@ -115,6 +115,20 @@ def test_too_many_devices_says_how_to_get_them(context):
         context.data_parallel_mesh()
 
 
+def test_remove_redundancy_saves_under_data_parallel(context, tmp_path):
+    import msjax
+    from msjax.train import CheckpointConfig, ModelCheckpoint
+    config = CheckpointConfig(remove_redundancy=True)
+    model = _model(_nets()["lenet"]())
+    with pytest.raises(TypeError, match="'stand_alone'"):
+        model.train(1, _batches(1, rows=2), callbacks=[ModelCheckpoint(directory=tmp_path / "alone", config=config)])
+    context.set_auto_parallel_context(parallel_mode="data_parallel", device_num=1)
+    saver = ModelCheckpoint(directory=tmp_path / "dp", config=config)
+    model.train(1, _batches(1, rows=2), callbacks=[saver])
+    loaded = msjax.load_checkpoint(saver.latest_ckpt_file_name)
+    assert list(loaded) == [p.name for p in model.train_network.get_parameters()]
+
+
 # --------------------------------------------------------------------------- the worker (one per device count)
 
 def _batches(count, rows=16, seed=1):

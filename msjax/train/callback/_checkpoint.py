@@ -21,6 +21,7 @@ import jax
 
 from msjax._lazy import exporters
 from msjax.checkpoint import orbax_format, save_checkpoint
+from msjax.common import parallel
 from msjax.common.atomic import clean_orphans
 from msjax.nn.cell import Cell, last_call_inputs
 from msjax.train.callback._callback import Callback
@@ -220,8 +221,9 @@ class ModelCheckpoint(Callback):
             return orbax_format.save_orbax(network, path, async_save=bool(cfg.async_save if async_save is None
                                                                            else async_save),
                                            force=True, append_dict=dict(self._append_dict) or None)
-        if cfg.remove_redundancy:
-            # MindSpore de-duplicates across data-parallel ranks; a stand-alone run refuses, as msjax does
+        if cfg.remove_redundancy and parallel.get_auto_parallel_context("parallel_mode") != "data_parallel":
+            # MindSpore de-duplicates across data-parallel ranks; a stand-alone run refuses, as msjax does.
+            # Under data_parallel rank 0's one file already holds each parameter once.
             raise TypeError("The deduplication feature for saving checkpoint can only be used in parallel "
                             "scenarios, but got 'stand_alone'.")
         return save_checkpoint(network, path, integrated_save=cfg.integrated_save,
