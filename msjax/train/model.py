@@ -4,6 +4,11 @@
 as its ``train_network`` (one jitted step with buffer donation) and ``WithEvalCell(net, loss_fn)`` as
 its ``eval_network``. The loop calls callbacks with MindSpore's protocol and ``cb_params``.
 
+Under ``set_auto_parallel_context(parallel_mode="data_parallel")`` (``msjax.common.parallel``)
+train / eval / predict shard each batch on axis 0 over the context's mesh and keep every
+Variable replicated; each process's batch is split over its own devices, and outputs sharded
+across processes are all-gathered for metrics and ``predict``.
+
 >>> model = Model(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"),
 ...               nn.Momentum(net.trainable_params(), 0.01, 0.9), metrics={"accuracy"})
 >>> model.train(2, train_ds, callbacks=[LossMonitor()])
