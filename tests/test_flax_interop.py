@@ -55,6 +55,15 @@ class NnxVol(nnx.Module):
         return self.head(self.norm(x).mean(axis=(1, 2)))
 
 
+class NnxUp(nnx.Module):
+    def __init__(self, rngs):
+        self.up = nnx.ConvTranspose(3, 4, (3, 3), strides=(2, 2), rngs=rngs)
+        self.out = nnx.ConvTranspose(4, 2, (3, 3), transpose_kernel=True, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(nnx.relu(self.up(x)))
+
+
 MS_DEFS = """
 from mindspore import nn
 
@@ -88,6 +97,16 @@ class Vol(nn.Cell):
 
     def construct(self, x):
         return self.head(self.norm(self.conv(x).mean(axis=2)).mean(axis=(2, 3)))
+
+class Up(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Conv2dTranspose(3, 4, 3, stride=2, pad_mode="same", has_bias=True)
+        self.out = nn.Conv2dTranspose(4, 2, 3, pad_mode="same", has_bias=True)
+        self.relu = nn.ReLU()
+
+    def construct(self, x):
+        return self.out(self.relu(self.up(x)))
 """
 
 _RNG = np.random.default_rng(0)
@@ -96,6 +115,7 @@ MODELS = [
     ("cnn", NnxCNN, "CNN()", _RNG.normal(0, 1, (4, 8, 8, 3)).astype(np.float32), (0, 3, 1, 2)),
     ("text", NnxText, "Text()", _RNG.integers(0, 20, (3, 6)).astype(np.int32), (0, 1)),
     ("vol", NnxVol, "Vol()", _RNG.normal(0, 1, (2, 4, 5, 5, 2)).astype(np.float32), (0, 4, 1, 2, 3)),
+    ("conv_transpose", NnxUp, "Up()", _RNG.normal(0, 1, (2, 5, 5, 3)).astype(np.float32), (0, 3, 1, 2)),
     ("batchnorm_root", lambda rngs: nnx.BatchNorm(3, rngs=rngs), "nn.BatchNorm2d(3)",
      _RNG.normal(0, 1, (2, 4, 4, 3)).astype(np.float32), (0, 3, 1, 2)),
 ]
@@ -148,7 +168,7 @@ def _compare(tmp_path_factory):
     (tmp / "flax_interop_cells.py").write_text(MS_DEFS)       # GRAPH_MODE compiles from a source file
     out = run_mindspore(f"""
 sys.path.insert(0, {str(tmp)!r})
-from flax_interop_cells import CNN, Text, Vol
+from flax_interop_cells import CNN, Text, Up, Vol
 rng = np.random.default_rng(2)
 for name, cell, ours, theirs in {spec!r}:
     x = Tensor(inputs[name + "__x"])

@@ -16,6 +16,9 @@ nnx layer          nnx names                                   MindSpore names (
 ``LayerNorm``      scale, bias                                 gamma, beta
 ``GroupNorm``      scale, bias                                 gamma, beta
 ``Embed``          embedding (num, features)                   ``nn.Embedding`` embedding_table
+``ConvTranspose``  kernel (kh, kw, in, out), bias              ``nn.Conv2dTranspose`` weight (in, out,
+2d                 (``transpose_kernel=True``: (kh, kw, out,   kh, kw), bias; flax's kernel flipped in
+                   in), not flipped)                           space, as MindSpore's is the conv gradient
 =================  ==========================================  =========================================
 
 A BatchNorm that is the root module is saved as MindSpore saves a lone ``nn.BatchNorm2d``: mean,
@@ -23,7 +26,7 @@ variance, gamma, beta. ``name_fn(path) -> str | None`` replaces the default name
 nnx path as a tuple of str/int keys (``("blocks", 0, "bn", "scale")``), None leaves the variable
 out of saves and loads; the layouts above still apply. Entries come in nnx's path order (sorted:
 nnx transforms rebuild a module's attributes sorted, so the order they were set in is lost), each
-layer's in MindSpore's order; MindSpore loads by name. Other layers (``ConvTranspose``,
+layer's in MindSpore's order; MindSpore loads by name. Other layers (1d/3d ``ConvTranspose``,
 ``LinearGeneral``, ...) keep their nnx names and layouts, so a strict MindSpore load reports them.
 
 >>> msjax.save_checkpoint(model, "model.ckpt")            # model: a plain nnx.Module
@@ -70,6 +73,14 @@ def _conv(kernel_ndim):
     return Layout(lambda a: a.transpose(perm), lambda a: a.transpose(back))
 
 
+def _conv_transpose(owner):
+    """flax's ConvTranspose (a dilated conv, kernel unflipped) <-> MindSpore's Conv2dTranspose (the
+    gradient of a conv): spatial flip, unless ``transpose_kernel`` already does it."""
+    if owner.transpose_kernel:
+        return Layout(lambda a: a.transpose(3, 2, 0, 1), lambda a: a.transpose(2, 3, 1, 0))
+    return Layout(lambda a: a[::-1, ::-1].transpose(2, 3, 0, 1), lambda a: a.transpose(2, 3, 0, 1)[::-1, ::-1])
+
+
 #: nnx layer -> {nnx attribute: MindSpore name}, in MindSpore's order; the first class that fits wins
 RULES = (
     (nnx.Linear, {"kernel": "weight", "bias": "bias"}),
@@ -78,11 +89,14 @@ RULES = (
     (nnx.LayerNorm, {"scale": "gamma", "bias": "beta"}),
     (nnx.GroupNorm, {"scale": "gamma", "bias": "beta"}),
     (nnx.Embed, {"embedding": "embedding_table"}),
+    (nnx.ConvTranspose, {"kernel": "weight", "bias": "bias"}),
 )
 _ROOT_BATCHNORM = {"moving_mean": "mean", "moving_variance": "variance"}
 
 
 def _rule(owner):
+    if isinstance(owner, nnx.ConvTranspose) and owner.kernel.get_value().ndim != 4:
+        return {}                                          # 1d/3d: not checked against MindSpore
     return next((names for cls, names in RULES if isinstance(owner, cls)), {})
 
 
@@ -91,6 +105,8 @@ def _layout(owner, attr, ndim):
         return _DENSE
     if isinstance(owner, nnx.Conv) and attr == "kernel":
         return _conv(ndim)
+    if isinstance(owner, nnx.ConvTranspose) and attr == "kernel" and ndim == 4:
+        return _conv_transpose(owner)
     return _SAME
 
 
