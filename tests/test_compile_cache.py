@@ -24,7 +24,8 @@ CHILD = textwrap.dedent("""
     hits = []
     jax.monitoring.register_event_listener(
         lambda event, **kw: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None)
-        import msjax
+    import numpy as np
+    import msjax
     from msjax import nn
     from msjax.common.tensor import Tensor
     settings = json.loads(sys.argv[1])
