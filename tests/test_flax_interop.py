@@ -22,7 +22,8 @@ from oracle import once_per_session, requires_mindspore, run_mindspore
 class NnxCNN(nnx.Module):
     def __init__(self, rngs):
         self.features = nnx.List([nnx.Conv(3, 4, (3, 3), use_bias=False, rngs=rngs), nnx.BatchNorm(4, rngs=rngs),
-                                  nnx.Conv(4, 8, (3, 3), rngs=rngs), nnx.BatchNorm(8, rngs=rngs)])
+                                  nnx.Conv(4, 8, (3, 3), feature_group_count=2, rngs=rngs),
+                                  nnx.BatchNorm(8, rngs=rngs)])
         self.fc = nnx.Linear(8, 10, rngs=rngs)
 
     def __call__(self, x):
@@ -70,7 +71,7 @@ from mindspore import nn
 class CNN(nn.Cell):
     def __init__(self):
         super().__init__()
-        self.features = nn.CellList([nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 8, 3, has_bias=True),
+        self.features = nn.CellList([nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 8, 3, group=2, has_bias=True),
                                      nn.BatchNorm2d(8)])
         self.pool, self.relu, self.fc = nn.MaxPool2d(2, 2), nn.ReLU(), nn.Dense(8, 10)
 
@@ -239,6 +240,7 @@ def test_default_names_and_mindspore_layouts():
                          "features.3.gamma", "features.3.beta"]
     assert got["features.0.weight"] == ((4, 3, 3, 3), True)          # OIHW from HWIO
     assert got["features.1.moving_mean"] == ((4,), False)
+    assert got["features.2.weight"] == ((8, 2, 3, 3), True)           # grouped: (out, in/groups, kh, kw)
     assert got["fc.weight"] == ((10, 8), True)                        # (out, in) from (in, out)
     np.testing.assert_array_equal(nnx_parameters(model)["fc.weight"].asnumpy(), np.asarray(model.fc.kernel).T)
     text = nnx_parameters(NnxText(nnx.Rngs(0)))
