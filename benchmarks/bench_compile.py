@@ -8,7 +8,9 @@ Each measurement is a fresh subprocess that builds the network, wraps it as
 Momentum(0.01, 0.9))`` and times its first call to the loss on the host (``.asnumpy()``): for
 msjax that is tracing, lowering, XLA compilation (or loading from the cache) and one step; for
 MindSpore GRAPH_MODE on CPU, its graph compilation and one step. A few further steps give the
-steady step time, so a compile option that slows the step shows up. The process CPU time of the
+steady step time, so a compile option that slows the step shows up; msjax's workers also count
+JAX's persistent-cache hits (``msjax-cache`` must show 1: a 0 means the program changed between
+the fill and the timed run, e.g. an edited msjax tree). The process CPU time of the
 first step (all threads) is printed beside its wall time: on a loaded machine it moves less.
 Contenders:
 
@@ -42,12 +44,16 @@ NETS = {"lenet5": {"batch": 32, "shape": (1, 32, 32)}, "resnet50": {"batch": 8, 
 def worker(contender, net_name, cache_dir):
     t0 = time.perf_counter()
     import numpy as np
+    hits = []
     if contender.startswith("mindspore"):
         sys.path.insert(0, str(FIXTURES))
         import mindspore as ms
         from mindspore import nn
         from ms_models import LeNet5, resnet50
     else:
+        import jax
+        jax.monitoring.register_event_listener(
+            lambda event, **kw: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None)
         import msjax as ms
         from msjax import nn
         from msjax.models import LeNet5, resnet50
@@ -72,7 +78,7 @@ def worker(contender, net_name, cache_dir):
         step(x, y).asnumpy()
         steps.append(time.perf_counter() - t)
     return {"import_s": import_s, "first_step_s": first, "first_step_cpu_s": first_cpu,
-            "step_s": statistics.median(steps)}
+            "step_s": statistics.median(steps), "cache_hits": len(hits)}
 
 
 def measure(contender, net_name, cache_dir=None):
@@ -103,7 +109,7 @@ def run(nets, rounds, contenders):
                     results[net_name][c].append(out)
                     print(f"  round {r + 1} {net_name:8s} {c:16s} first step {out['first_step_s']:7.2f} s "
                           f"(cpu {out['first_step_cpu_s']:6.2f} s)   "
-                          f"step {out['step_s'] * 1000:8.1f} ms", file=sys.stderr, flush=True)
+                          f"step {out['step_s'] * 1000:8.1f} ms   jax cache hits {out['cache_hits']}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return results
