@@ -9,8 +9,11 @@ The persistent compilation cache is MindSpore's ``enable_compile_cache`` / ``com
 and ``MS_COMPILER_CACHE_PATH``), mapped onto JAX's persistent cache: compiled XLA executables are
 written to ``<compile_cache_path>/rank_<RANK_ID>/graph_cache`` (MindSpore's layout; the path
 defaults to the working directory, ``RANK_ID`` to 0) and a later process compiling the same program
-with the same jax, XLA flags and device loads the executable instead of compiling it again. It is
-off by default, as in MindSpore. When on, every program is cached whatever its compile time
+with the same jax, XLA flags and device loads the executable instead of compiling it again (the key
+is the lowered program itself, so changed code or shapes add entries and never reuse stale ones;
+nothing is evicted: delete the directory to clear it). Tracing and lowering still run in every
+process. It is off by default, as in MindSpore; programs compiled before it is switched on are not
+written. When on, every program is cached whatever its compile time
 (``jax_persistent_cache_min_compile_time_secs`` 0; set it after ``set_context`` to cache less).
 As with any JAX cache, the directory is trusted: whoever can write to it can run code in the
 processes that read it.
