@@ -9,7 +9,9 @@ has the following steps to finish), alternating "none" (no ModelCheckpoint) and 
 (``CheckpointConfig(save_checkpoint_steps=every, keep_checkpoint_max=2, async_save=True)``) and,
 unless --no-sync, "sync" (``async_save=False``). Steps/s runs from the end of step 1 to the end of
 the last step (synced); the saves still running at the end are waited for outside the window.
-The loss is ``1 - steps/s(async) / steps/s(none)``, medians over windows.
+The loss is ``1 - steps/s(async) / steps/s(none)``, medians over windows; beside it, the share of
+the process's CPU time (all threads, per step, the saves' writes included) that checkpointing adds,
+which other work on the machine disturbs far less.
 """
 from __future__ import annotations
 
@@ -45,21 +47,22 @@ def worker(every, reps, modes):
     class Timer(api.Callback):
         def __init__(self, last):
             super().__init__()
-            self.times, self.last = {}, last
+            self.times, self.cpu, self.last = {}, {}, last
 
         def on_train_step_end(self, run_context):
             cb = run_context.original_args()
             if cb.cur_step_num in (1, self.last):
                 cb.net_outputs.asnumpy()
                 self.times[cb.cur_step_num] = time.perf_counter()
+                self.cpu[cb.cur_step_num] = time.process_time()
 
     tmp = tempfile.mkdtemp(prefix="bench_async_")
 
-    def window(mode, n_steps=steps):
+    def window(mode, n_steps=steps, save_every=every):
         timer = Timer(n_steps)
         callbacks = [timer]
         if mode != "none":
-            config = api.CheckpointConfig(save_checkpoint_steps=every, keep_checkpoint_max=2,
+            config = api.CheckpointConfig(save_checkpoint_steps=save_every, keep_checkpoint_max=2,
                                           async_save=mode == "async")
             callbacks.insert(0, api.ModelCheckpoint(prefix="r50", directory=os.path.join(tmp, mode),
                                                     config=config))
@@ -67,18 +70,27 @@ def worker(every, reps, modes):
                                        shuffle=False).batch(BATCH)
         model.train(1, data, callbacks=callbacks, dataset_sink_mode=False)
         api.ms.wait_async_save()
-        return (n_steps - 1) / (timer.times[n_steps] - timer.times[1]) if n_steps > 1 else None
+        cpu_s = time.process_time()
+        if n_steps == 1:
+            return None
+        # CPU seconds of the whole process per step, the async saves' writes included (waited
+        # for above): far steadier than steps/s on a machine other work shares
+        cpu_per_step = (cpu_s - timer.cpu[1]) / (n_steps - 1)
+        return (n_steps - 1) / (timer.times[n_steps] - timer.times[1]), cpu_per_step
 
-    window("none", n_steps=2)  # compile
+    window("async", n_steps=1, save_every=1)  # compile, and the first save's one-off set-up
     out = {m: [] for m in modes}
+    cpu = {m: [] for m in modes}
     for r in range(reps):
         order = modes[r % len(modes):] + modes[:r % len(modes)]
         for m in order:
-            out[m].append(window(m))
+            rate, cpu_per_step = window(m)
+            out[m].append(rate)
+            cpu[m].append(cpu_per_step)
     size = sum(os.path.getsize(os.path.join(tmp, "async", f)) for f in os.listdir(os.path.join(tmp, "async"))
                if f.endswith(".ckpt")) / max(1, len([f for f in os.listdir(os.path.join(tmp, "async"))
                                                       if f.endswith(".ckpt")]))
-    return {"steps_per_s": out, "steps": steps, "every": every, "ckpt_bytes": size}
+    return {"steps_per_s": out, "cpu_s_per_step": cpu, "steps": steps, "every": every, "ckpt_bytes": size}
 
 
 def measure(every, reps, modes):
@@ -95,11 +107,17 @@ def summarize(res):
     rows = [{"row": f"Model.train steps/s, {m}", "values": {"msjax": v}, "ratios": {}} for m, v in med.items()]
     out = {"config": {k: res[k] for k in ("steps", "every", "ckpt_bytes")}, "windows": res["steps_per_s"],
            "medians": med, "rows": rows}
+    cpu = {m: statistics.median(v) for m, v in res.get("cpu_s_per_step", {}).items()}
+    out["cpu_s_per_step"] = cpu
     for m in med:
         if m != "none":
             out[f"{m}_loss"] = 1 - med[m] / med["none"]
             rows.append({"row": f"steps/s lost to {m} checkpointing (goal <= 5% for async)",
                          "values": {"msjax": out[f"{m}_loss"]}, "ratios": {}, "signed": True})
+            if m in cpu:
+                out[f"{m}_cpu_share"] = 1 - cpu["none"] / cpu[m]
+                rows.append({"row": f"share of the run's CPU time spent on {m} checkpointing",
+                             "values": {"msjax": out[f"{m}_cpu_share"]}, "ratios": {}, "signed": True})
     print(f"\n=== ResNet-50 batch {BATCH} x {'x'.join(map(str, SHAPE))}, a save every {res['every']} steps "
           f"({res['ckpt_bytes'] / 2**20:.0f} MiB), windows of {res['steps']} steps ===")
     for row in rows:
