@@ -9,7 +9,8 @@ wraps each NCHW one in transposes, flips kernels for the input gradient, and dif
 - 1x1 convolutions (no padding, no groups) as a channel matmul on the strided NHWC view,
 - small-spatial convolutions (output <= ``IM2COL_MAX_HW`` cells, no groups) as im2col + matmul,
   whose gradients are matmuls and pads rather than flipped-kernel convolutions,
-- other convolutions in NHWC/HWIO between two transposes (XLA cancels adjacent pairs),
+- other convolutions with >= ``NHWC_MIN_CHANNELS`` input channels per group in NHWC/HWIO between two
+  transposes (XLA cancels adjacent pairs); fewer channels keep the canonical NCHW convolution,
 - max pooling as an elementwise max over the window's strided slices (its gradient is selects).
 
 Parameters keep MindSpore's NCHW/OIHW layouts; every other layout lives inside the computation.
@@ -31,15 +32,23 @@ __all__ = ["canonical", "is_fast", "conv2d", "max_pool2d", "IM2COL_MAX_HW"]
 
 #: largest output H*W lowered as im2col + matmul (above it, XLA's NHWC convolution wins)
 IM2COL_MAX_HW = 16
+#: fewest input channels per group for which the NHWC convolution beats XLA's NCHW one (LeNet5's 1 and 6 do not)
+NHWC_MIN_CHANNELS = 16
 _state = threading.local()
 
 
-def is_fast():
-    """True unless a ``canonical()`` block is active or ``MSJAX_LOWERING=canonical`` is set."""
+def is_fast(choice=None):
+    """True unless a ``canonical()`` block is active or ``MSJAX_LOWERING=canonical`` is set.
+
+    With ``choice`` (``"conv"``: all of the conv paths, ``"matmul1x1"``, ``"im2col"``, ``"pool"``): whether that fast path is
+    on; ``MSJAX_LOWERING=fast,-im2col`` turns one off (benchmarks/bench_lowering.py's rows).
+    """
     mode = getattr(_state, "mode", None)
     if mode is None:
         mode = os.environ.get("MSJAX_LOWERING", "fast").lower()
-    return mode != "canonical"
+    if mode == "canonical":
+        return False
+    return choice is None or f"-{choice}" not in mode.split(",")
 
 
 @contextlib.contextmanager
@@ -83,14 +92,16 @@ def conv2d(x, w, stride, pads, dilation, group):
     if not is_fast() or x.ndim != 4:
         return _canonical_conv(x, w, stride, pads, dilation, group)
     out_hw = tuple(_out_size(x.shape[2 + a], w.shape[2 + a], stride[a], dilation[a], *pads[a]) for a in (0, 1))
-    if min(out_hw) < 1:
+    if min(out_hw) < 1 or not is_fast("conv"):
         return _canonical_conv(x, w, stride, pads, dilation, group)
     xt = jnp.transpose(x, (0, 2, 3, 1))
-    if group == 1 and w.shape[2:] == (1, 1) and pads == ((0, 0), (0, 0)):
+    if group == 1 and w.shape[2:] == (1, 1) and pads == ((0, 0), (0, 0)) and is_fast("matmul1x1"):
         xs = xt[:, :(out_hw[0] - 1) * stride[0] + 1:stride[0], :(out_hw[1] - 1) * stride[1] + 1:stride[1]]
         out = xs @ w[:, :, 0, 0].T
-    elif group == 1 and out_hw[0] * out_hw[1] <= IM2COL_MAX_HW:
+    elif group == 1 and out_hw[0] * out_hw[1] <= IM2COL_MAX_HW and is_fast("im2col"):
         out = _im2col(xt, w, stride, pads, dilation, out_hw)
+    elif x.shape[1] // group < NHWC_MIN_CHANNELS:  # LeNet-like few-channel convs: NCHW is faster here
+        return _canonical_conv(x, w, stride, pads, dilation, group)
     else:
         out = lax.conv_general_dilated(xt, jnp.transpose(w, (2, 3, 1, 0)), window_strides=stride, padding=pads,
                                        rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -132,7 +143,7 @@ _max_taps.defvjp(_max_taps_fwd, _max_taps_bwd)
 def max_pool2d(x, kernel, stride, pads):
     """Max over NCHW windows (padded cells never win); fast: a max over the window's strided slices."""
     kernel, stride, pads = tuple(kernel), tuple(stride), tuple(tuple(p) for p in pads)
-    if not is_fast() or x.ndim != 4 or kernel[0] * kernel[1] > 16 or not jnp.issubdtype(x.dtype, jnp.floating):
+    if not is_fast("pool") or x.ndim != 4 or kernel[0] * kernel[1] > 16 or not jnp.issubdtype(x.dtype, jnp.floating):
         return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
     out_hw = tuple(_out_size(x.shape[2 + a], kernel[a], stride[a], 1, *pads[a]) for a in (0, 1))
     if min(out_hw) < 1:
