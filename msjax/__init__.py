@@ -34,6 +34,9 @@ _LAZY = {
     "train": "msjax.train",
     "Model": "msjax.train",
     **dict.fromkeys(_checkpoint.__all__, "msjax.checkpoint"),    # save_checkpoint, load_checkpoint, ...
+    **dict.fromkeys(("set_auto_parallel_context", "get_auto_parallel_context", "reset_auto_parallel_context",
+                     "ParallelMode"), "msjax.common.parallel"),
+    "communication": "msjax.communication",
     "export": "msjax.graph_io",
     "load": "msjax.graph_io",
 }
