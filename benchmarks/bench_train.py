@@ -5,7 +5,8 @@
 
 Both contenders train the same network with the same random data, batch, loss
 (SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")) and optimizer (Momentum 0.01/0.9):
-LeNet5 (batch 32, 1x32x32) and ResNet50 (class_num=10, batch 8, 3x32x32). MindSpore runs in
+LeNet5 (batch 32, 1x32x32) and ResNet50 (class_num=10, batch 8, 3x32x32; "resnet50_64": 3x64x64,
+model and step phases only, short windows: MindSpore takes seconds a step). MindSpore runs in
 GRAPH_MODE on CPU with its defaults. Every contender runs in its own subprocess (MindSpore is never
 imported into msjax's process); contenders alternate across rounds and each worker interleaves
 its phases:
@@ -309,7 +310,7 @@ def main():
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer, shorter windows and one round (about 2 min)")
-    ap.add_argument("--nets", default="lenet5,resnet50")
+    ap.add_argument("--nets", default="lenet5,resnet50", help="of lenet5, resnet50, resnet50_64")
     ap.add_argument("--rounds", type=int, help="processes per contender and network (default 2, --quick 1)")
     ap.add_argument("--json", help="also write the summary to this file")
     ap.add_argument("--baseline", metavar="DIR", help="also run the msjax package found in DIR (a checkout of "
