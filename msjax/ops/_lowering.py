@@ -11,7 +11,8 @@ wraps each NCHW one in transposes, flips kernels for the input gradient, and dif
   whose gradients are matmuls and pads rather than flipped-kernel convolutions,
 - other convolutions with >= ``NHWC_MIN_CHANNELS`` input channels per group in NHWC/HWIO between two
   transposes (XLA cancels adjacent pairs); fewer channels keep the canonical NCHW convolution,
-- max pooling as an elementwise max over the window's strided slices (its gradient is selects).
+- max pooling with non-overlapping windows (LeNet5's 2x2/s2) as an elementwise max over the window's
+  strided slices, whose gradient is selects rather than ``select_and_scatter``.
 
 Parameters keep MindSpore's NCHW/OIHW layouts; every other layout lives inside the computation.
 ``MSJAX_LOWERING=canonical`` in the environment, or ``with canonical():``, selects the canonical
@@ -143,7 +144,9 @@ _max_taps.defvjp(_max_taps_fwd, _max_taps_bwd)
 def max_pool2d(x, kernel, stride, pads):
     """Max over NCHW windows (padded cells never win); fast: a max over the window's strided slices."""
     kernel, stride, pads = tuple(kernel), tuple(stride), tuple(tuple(p) for p in pads)
-    if not is_fast("pool") or x.ndim != 4 or kernel[0] * kernel[1] > 16 or not jnp.issubdtype(x.dtype, jnp.floating):
+    overlap = kernel[0] > stride[0] or kernel[1] > stride[1]  # overlapping windows: reduce_window measured faster
+    if (not is_fast("pool") or overlap or x.ndim != 4 or kernel[0] * kernel[1] > 16
+            or not jnp.issubdtype(x.dtype, jnp.floating)):
         return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
     out_hw = tuple(_out_size(x.shape[2 + a], kernel[a], stride[a], 1, *pads[a]) for a in (0, 1))
     if min(out_hw) < 1:
