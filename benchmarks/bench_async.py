@@ -32,13 +32,18 @@ from bench_train import Rows, _api  # noqa: E402
 BATCH, SHAPE = 8, (3, 32, 32)
 
 
-def worker(every, reps, modes):
+#: network -> (input shape, builder name); --quick runs LeNet5 (one short compile)
+NETS = {"resnet50": (SHAPE, "resnet50"), "lenet5": ((1, 32, 32), "LeNet5")}
+
+
+def worker(every, reps, modes, net_name="resnet50"):
     import numpy as np
     api = _api("msjax")
+    shape, builder = NETS[net_name]
     rng = np.random.default_rng(0)
-    images = rng.standard_normal((64, *SHAPE)).astype(np.float32)
+    images = rng.standard_normal((64, *shape)).astype(np.float32)
     labels = rng.integers(0, 10, size=len(images)).astype(np.int32)
-    net = api.resnet50(class_num=10)
+    net = getattr(api, builder)(**({"class_num": 10} if net_name == "resnet50" else {}))
     loss = api.nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
     opt = api.nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)
     model = api.Model(net, loss_fn=loss, optimizer=opt)
@@ -90,12 +95,13 @@ def worker(every, reps, modes):
     size = sum(os.path.getsize(os.path.join(tmp, "async", f)) for f in os.listdir(os.path.join(tmp, "async"))
                if f.endswith(".ckpt")) / max(1, len([f for f in os.listdir(os.path.join(tmp, "async"))
                                                       if f.endswith(".ckpt")]))
-    return {"steps_per_s": out, "cpu_s_per_step": cpu, "steps": steps, "every": every, "ckpt_bytes": size}
+    return {"steps_per_s": out, "cpu_s_per_step": cpu, "steps": steps, "every": every, "ckpt_bytes": size,
+            "net": net_name, "shape": list(shape)}
 
 
-def measure(every, reps, modes):
+def measure(every, reps, modes, net_name="resnet50"):
     env = dict(os.environ, GLOG_v="3", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(every), str(reps), ",".join(modes)],
+    proc = subprocess.run([sys.executable, __file__, "--worker", str(every), str(reps), ",".join(modes), net_name],
                           capture_output=True, text=True, env=env, timeout=3000)
     if proc.returncode != 0:
         raise RuntimeError(f"bench_async failed:\n{proc.stderr[-3000:]}")
@@ -105,7 +111,7 @@ def measure(every, reps, modes):
 def summarize(res):
     med = {m: statistics.median(v) for m, v in res["steps_per_s"].items()}
     rows = [{"row": f"Model.train steps/s, {m}", "values": {"msjax": v}, "ratios": {}} for m, v in med.items()]
-    out = {"config": {k: res[k] for k in ("steps", "every", "ckpt_bytes")}, "windows": res["steps_per_s"],
+    out = {"config": {k: res[k] for k in ("steps", "every", "ckpt_bytes", "net", "shape") if k in res}, "windows": res["steps_per_s"],
            "medians": med, "rows": rows}
     cpu = {m: statistics.median(v) for m, v in res.get("cpu_s_per_step", {}).items()}
     out["cpu_s_per_step"] = cpu
@@ -118,7 +124,7 @@ def summarize(res):
                 out[f"{m}_cpu_share"] = 1 - cpu["none"] / cpu[m]
                 rows.append({"row": f"share of the run's CPU time spent on {m} checkpointing",
                              "values": {"msjax": out[f"{m}_cpu_share"]}, "ratios": {}, "signed": True})
-    print(f"\n=== ResNet-50 batch {BATCH} x {'x'.join(map(str, SHAPE))}, a save every {res['every']} steps "
+    print(f"\n=== {res.get('net', 'resnet50')} batch {BATCH} x {'x'.join(map(str, res.get('shape', SHAPE)))}, a save every {res['every']} steps "
           f"({res['ckpt_bytes'] / 2**20:.0f} MiB), windows of {res['steps']} steps ===")
     for row in rows:
         print(f"  {row['row']:60s} {row['values']['msjax']:.3f}")
@@ -127,17 +133,19 @@ def summarize(res):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        print(json.dumps(worker(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(","))))
+        print(json.dumps(worker(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(","), *sys.argv[5:6])))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a save every 4 steps, one window each")
+    ap.add_argument("--net", choices=sorted(NETS), default="resnet50")
     ap.add_argument("--every", type=int, help="steps between saves (default 50, --quick 4)")
     ap.add_argument("--reps", type=int, help="windows per mode (default 3, --quick 1)")
     ap.add_argument("--no-sync", action="store_true", help="only none and async")
     ap.add_argument("--json", help="also write the summary to this file")
     args = ap.parse_args()
     modes = ["none", "async"] + ([] if args.no_sync else ["sync"])
-    report = summarize(measure(args.every or (4 if args.quick else 50), args.reps or (1 if args.quick else 3), modes))
+    report = summarize(measure(args.every or (4 if args.quick else 50), args.reps or (1 if args.quick else 3), modes,
+                                 args.net))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 

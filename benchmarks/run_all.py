@@ -4,8 +4,8 @@
 
 Sections (each contender in its own subprocess; MindSpore is never imported here):
 
-* train: LeNet5 (batch 32, 1x32x32), ResNet-50 (batch 8, 3x32x32 and 3x64x64), msjax vs
-  MindSpore 2.10 (``bench_train``);
+* train: LeNet5 (batch 32, 1x32x32), ResNet-50 (batch 8, 3x32x32 and 3x64x64; not in --quick),
+  msjax vs MindSpore 2.10 (``bench_train``);
 * checkpoint: save/load of ResNet-50's parameters (and 1 GiB without --quick): raw
   write/readinto, msjax, MindSpore, safetensors, torch, orbax; the issue-12 goals; subset loads
   and async saves (``bench_checkpoint``);
@@ -13,7 +13,7 @@ Sections (each contender in its own subprocess; MindSpore is never imported here
   (``bench_export``);
 * graph_cell: MindSpore-written MINDIRs run by msjax's GraphCell vs MindSpore's (``bench_export``);
 * async: ResNet-50 ``Model.train`` with a save every 50 steps, ``async_save=True`` vs no
-  ModelCheckpoint (``bench_async``).
+  ModelCheckpoint (``bench_async``; --quick: LeNet5, a save every 2 steps).
 
 ``--quick`` (CI) shortens every window and set so the whole run takes a minute or two on two
 cores, and runs two measurements at a time (``--jobs 2``): its numbers prove the benchmark runs,
@@ -110,11 +110,12 @@ def run(sections, quick, workers, contenders):
     train_rounds = 1 if quick else 2
     ckpt_sets = ["resnet50"] if quick else ["resnet50", "1gib"]
     export_nets = ["lenet5"] if quick else ["lenet5", "resnet50"]
+    train_nets = ["lenet5"] if quick else NETS      # --quick: no ResNet-50 compiles
     with tempfile.TemporaryDirectory(prefix="msjax_run_all_") as tmp:
         groups = {}
         if "train" in sections:
             groups["train"] = [(("train",) + k, j)
-                               for k, j in bench_train.plan(NETS, train_rounds, quick, contenders)]
+                               for k, j in bench_train.plan(train_nets, train_rounds, quick, contenders)]
         if "checkpoint" in sections:
             ck = [c for c in bench_checkpoint.CONTENDERS if c != "mindspore" or "mindspore" in contenders]
             groups["checkpoint"] = [(("checkpoint",) + k, j) for k, j in bench_checkpoint.plan(
@@ -124,7 +125,8 @@ def run(sections, quick, workers, contenders):
                 export_nets, 1 if quick else 2, contenders, tmp)]
         if "async" in sections:
             every, reps = (2, 1) if quick else (50, 3)
-            groups["async"] = [(("async",), lambda: bench_async.measure(every, reps, ["none", "async"]))]
+            net = "lenet5" if quick else "resnet50"
+            groups["async"] = [(("async",), lambda: bench_async.measure(every, reps, ["none", "async"], net))]
         # the long single-process async run first, so that two workers overlap it with the rest
         order = ["async", "train", "checkpoint", "export"]
         results = _pool([job for g in order for job in groups.get(g, [])], workers)
@@ -135,7 +137,7 @@ def run(sections, quick, workers, contenders):
             by["graph_cell"] = _pool(jobs, workers)
     if "train" in by:
         report["train"] = {"nets": bench_train.collect(
-            NETS, quick, contenders, _ok(by["train"])), "failed": _failed(by["train"])}
+            train_nets, quick, contenders, _ok(by["train"])), "failed": _failed(by["train"])}
     if "checkpoint" in by:
         report["checkpoint"] = {"sets": bench_checkpoint.collect(ckpt_sets, _ok(by["checkpoint"]), ck),
                                 "failed": _failed(by["checkpoint"])}
