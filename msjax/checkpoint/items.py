@@ -18,9 +18,10 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from msjax.checkpoint.raw import storable as _storable
+from msjax.checkpoint.raw import stored_type as _stored_type
 from msjax.common import dtype as mstype
 from msjax.common.tensor import Parameter, Tensor
-from msjax.errors import CheckpointError
 
 __all__ = ["TYPE_META", "Snapshot", "entries", "host_value", "snapshot", "to_parameters", "parameter",
            "reshapable", "convertible", "problem", "FLOATS", "INTS"]
@@ -157,30 +158,7 @@ def snapshot(items, *, copy: bool, keep_device: bool = False, caller: str = "sav
     return Snapshot(named, types)
 
 
-def _storable(dtype) -> bool:
-    try:
-        mstype.from_numpy(dtype)
-    except TypeError:
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------- load side
-
-def _stored_type(name, value, tensor_type, file):
-    """The msjax type the file declares for ``value`` (None: none declared); it must be stored
-    as ``value``'s numpy dtype (Int4: one int8 byte per element)."""
-    if not tensor_type:
-        return None
-    stored = mstype.BY_CKPT.get(tensor_type)
-    if stored is None:
-        raise CheckpointError(f"parameter {name!r} has unknown tensor_type {tensor_type!r}", file=file)
-    if stored.numpy != value.dtype:
-        raise CheckpointError(f"parameter {name!r} is marked {tensor_type}, which is stored as "
-                              f"{stored.numpy}, but its data is {value.dtype}; the file's "
-                              f"metadata contradicts its data", file=file)
-    return stored
-
 
 def parameter(name, value, file, tensor_type=None) -> Parameter:
     """A loaded Parameter: ``ckpt_file`` names its file; ``tensor_type`` is kept when it is not

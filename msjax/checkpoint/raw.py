@@ -63,6 +63,22 @@ def read(path, *, format=None, dec_key=None, dec_mode="AES-GCM", crc_check=False
         return named, stored_types(named, types, name)
 
 
+def stored_type(name, value, tensor_type, file):
+    """The msjax type the file declares for ``value`` (None: none declared); it must be stored
+    as ``value``'s numpy dtype (Int4: one int8 byte per element). ``load_checkpoint`` checks
+    with it too."""
+    if not tensor_type:
+        return None
+    stored = mstype.BY_CKPT.get(tensor_type)
+    if stored is None:
+        raise CheckpointError(f"parameter {name!r} has unknown tensor_type {tensor_type!r}", file=file)
+    if stored.numpy != value.dtype:
+        raise CheckpointError(f"parameter {name!r} is marked {tensor_type}, which is stored as "
+                              f"{stored.numpy}, but its data is {value.dtype}; the file's "
+                              f"metadata contradicts its data", file=file)
+    return stored
+
+
 def stored_types(named, types, file) -> dict:
     """The stored dtype strings that say more than each array's numpy dtype (``Int4`` in int8
     bytes), after checking each against its data as ``load_checkpoint`` does."""
@@ -71,13 +87,7 @@ def stored_types(named, types, file) -> dict:
         value = named.get(name)
         if not tensor_type or value is None or isinstance(value, str):
             continue
-        stored = mstype.BY_CKPT.get(tensor_type)
-        if stored is None:
-            raise CheckpointError(f"parameter {name!r} has unknown tensor_type {tensor_type!r}", file=file)
-        if stored.numpy != value.dtype:
-            raise CheckpointError(f"parameter {name!r} is marked {tensor_type}, which is stored as "
-                                  f"{stored.numpy}, but its data is {value.dtype}; the file's "
-                                  f"metadata contradicts its data", file=file)
+        stored = stored_type(name, value, tensor_type, file)
         if stored is not mstype.from_numpy(value.dtype):
             kept[name] = stored.ckpt
     return kept
@@ -91,7 +101,7 @@ def write(path, named, types=None, *, format=None, enc_key=None, enc_mode="AES-G
     name = os.path.abspath(os.fspath(path))
     if fmt.name != "orbax" and os.path.isdir(name):
         raise CheckpointError("is a directory; give a file name", file=name)
-    bad = [n for n, v in named.items() if not isinstance(v, str) and not _storable(v.dtype)]
+    bad = [n for n, v in named.items() if not isinstance(v, str) and not storable(v.dtype)]
     if bad:
         raise CheckpointError(f"{len(bad)} entries have a dtype MindSpore cannot store: "
                               + ", ".join(f"{n!r} ({named[n].dtype})" for n in bad), file=name)
@@ -104,7 +114,8 @@ def dtype_name(value) -> str:
     return "str" if isinstance(value, str) else str(mstype.from_numpy(value.dtype))
 
 
-def _storable(dtype) -> bool:
+def storable(dtype) -> bool:
+    """Whether a .ckpt can hold ``dtype`` (a MindSpore dtype exists for it)."""
     try:
         mstype.from_numpy(dtype)
     except TypeError:
