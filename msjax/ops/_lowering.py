@@ -141,16 +141,20 @@ def _max_taps_bwd(kernel, stride, out_hw, res, g):
 _max_taps.defvjp(_max_taps_fwd, _max_taps_bwd)
 
 
+def _canonical_pool(x, kernel, stride, pads):
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
+
+
 def max_pool2d(x, kernel, stride, pads):
     """Max over NCHW windows (padded cells never win); fast: a max over the window's strided slices."""
     kernel, stride, pads = tuple(kernel), tuple(stride), tuple(tuple(p) for p in pads)
     overlap = kernel[0] > stride[0] or kernel[1] > stride[1]  # overlapping windows: reduce_window measured faster
     if (not is_fast("pool") or overlap or x.ndim != 4 or kernel[0] * kernel[1] > 16
             or not jnp.issubdtype(x.dtype, jnp.floating)):
-        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
+        return _canonical_pool(x, kernel, stride, pads)
     out_hw = tuple(_out_size(x.shape[2 + a], kernel[a], stride[a], 1, *pads[a]) for a in (0, 1))
     if min(out_hw) < 1:
-        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
+        return _canonical_pool(x, kernel, stride, pads)
     if pads != ((0, 0), (0, 0)):
         x = jnp.pad(x, ((0, 0), (0, 0)) + pads, constant_values=-jnp.inf)
     return _max_taps(x, kernel, stride, out_hw)
