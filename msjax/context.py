@@ -24,7 +24,6 @@ import os
 import warnings
 
 import jax
-from jax.experimental.compilation_cache import compilation_cache as _jax_cache
 
 GRAPH_MODE = 0
 PYNATIVE_MODE = 1
@@ -53,6 +52,7 @@ def compile_cache_dir():
 
 def _apply_compile_cache():
     """Point JAX's persistent cache at ``compile_cache_dir()`` (or switch it off)."""
+    from jax.experimental.compilation_cache import compilation_cache as _jax_cache   # only when switched
     path = compile_cache_dir()
     if path == jax.config.jax_compilation_cache_dir:
         return
