@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from msjax.ops._lowering_conv import matmul_conv
+
 __all__ = ["canonical", "is_fast", "conv2d", "max_pool2d", "IM2COL_MAX_HW"]
 
 #: largest output H*W lowered as im2col + matmul (above it, XLA's NHWC convolution wins)
@@ -72,21 +74,6 @@ def _out_size(size, k, s, d, lo, hi):
     return (size + lo + hi - (k - 1) * d - 1) // s + 1
 
 
-def _im2col(x, w, stride, pads, dilation, out_hw):
-    """NHWC patches (N, oh, ow, kh*kw*C) @ (kh*kw*C, O): one strided slice per kernel tap."""
-    kh, kw = w.shape[2:]
-    x = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
-    taps = []
-    for i in range(kh):
-        for j in range(kw):
-            r, c = i * dilation[0], j * dilation[1]
-            taps.append(lax.slice(x, (0, r, c, 0), (x.shape[0], r + (out_hw[0] - 1) * stride[0] + 1,
-                                                    c + (out_hw[1] - 1) * stride[1] + 1, x.shape[3]),
-                                  (1, stride[0], stride[1], 1)))
-    patches = taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
-    return patches @ jnp.transpose(w, (2, 3, 1, 0)).reshape(-1, w.shape[0])
-
-
 def conv2d(x, w, stride, pads, dilation, group):
     """NCHW ``x``, OIHW ``w`` (same dtype), explicit ``pads``: MindSpore's Conv2D, lowered by the mode."""
     stride, dilation, pads = tuple(stride), tuple(dilation), tuple(tuple(p) for p in pads)
@@ -100,7 +87,7 @@ def conv2d(x, w, stride, pads, dilation, group):
         xs = xt[:, :(out_hw[0] - 1) * stride[0] + 1:stride[0], :(out_hw[1] - 1) * stride[1] + 1:stride[1]]
         out = xs @ w[:, :, 0, 0].T
     elif group == 1 and out_hw[0] * out_hw[1] <= IM2COL_MAX_HW and is_fast("im2col"):
-        out = _im2col(xt, w, stride, pads, dilation, out_hw)
+        out = matmul_conv(x, w, stride, pads, dilation, out_hw)
     elif x.shape[1] // group < NHWC_MIN_CHANNELS:  # LeNet-like few-channel convs: NCHW is faster here
         return _canonical_conv(x, w, stride, pads, dilation, group)
     else:
