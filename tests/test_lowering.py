@@ -27,6 +27,13 @@ ROWS = [
     ("conv3x3_same_small", lambda: nn.Conv2d(8, 6, 3), (2, 8, 2, 2)),
     ("conv3x3_same_1x1", lambda: nn.Conv2d(8, 6, 3), (2, 8, 1, 1)),
     ("conv3x3_s2_small", lambda: nn.Conv2d(8, 6, 3, stride=2), (2, 8, 4, 4)),
+    ("conv3x3_s2_2to1", lambda: nn.Conv2d(8, 6, 3, stride=2), (2, 8, 2, 2)),  # 4 live taps: the input itself
+    ("conv3x3_pad1_1x1_bias", lambda: nn.Conv2d(8, 6, 3, pad_mode="pad", padding=1, has_bias=True), (2, 8, 1, 1)),
+    ("conv3x3_1xw", lambda: nn.Conv2d(8, 6, 3), (2, 8, 1, 4)),  # only the middle row of taps is live
+    ("conv3x3_s3_pad3", lambda: nn.Conv2d(4, 5, 3, stride=3, pad_mode="pad", padding=3), (1, 4, 1, 1)),
+    ("conv3x3_dilated_dead", lambda: nn.Conv2d(3, 4, 3, dilation=2, pad_mode="pad", padding=2), (2, 3, 2, 2)),
+    ("conv3x3_s2_odd", lambda: nn.Conv2d(5, 7, 3, stride=2), (2, 5, 3, 5)),
+    ("conv3x1_dead_rows", lambda: nn.Conv2d(4, 6, (3, 1), pad_mode="pad", padding=(1, 1, 0, 0)), (2, 4, 1, 3)),
     ("conv3x3_pad_asym", lambda: nn.Conv2d(3, 5, 3, pad_mode="pad", padding=(0, 1, 2, 1)), (1, 3, 3, 4)),
     ("conv3x3_dilated", lambda: nn.Conv2d(3, 4, 3, dilation=2, pad_mode="valid"), (2, 3, 7, 7)),
     ("conv3x3_dilated_small", lambda: nn.Conv2d(3, 4, 3, dilation=2, pad_mode="same"), (2, 3, 3, 3)),
@@ -77,7 +84,7 @@ def _run(factory, arrays, canonical):
     return out, grads
 
 
-SLOW = {"conv1x1_s2_even", "conv1x1_pad", "conv3x3_pad_asym", "conv3x3_dilated", "conv5x5_valid_big", "conv7x7_s2",
+SLOW = {"conv3x3_s3_pad3", "conv3x3_s2_odd", "conv3x1_dead_rows", "conv1x1_s2_even", "conv1x1_pad", "conv3x3_pad_asym", "conv3x3_dilated", "conv5x5_valid_big", "conv7x7_s2",
         "conv_group", "conv_rect_stride", "conv1d", "maxpool_3s2_pad", "maxpool_3s1_valid", "maxpool1d"}
 
 
@@ -122,6 +129,25 @@ def test_fast_lowering_is_on_by_default_and_differs():
     assert _lowering.is_fast()
     assert "conv_general_dilated" not in fast and "reduce_window_max" not in fast
     assert {"conv_general_dilated", "reduce_window_max"} <= canon
+
+
+#: (id, layer, input shape, (O, K) weight operand of the matmul, pads?): taps reading only padding are dropped
+DEAD_TAPS = [
+    ("3x3_on_1x1", lambda: nn.Conv2d(8, 6, 3), (2, 8, 1, 1), (6, 8), False),
+    ("3x3_s2_2to1", lambda: nn.Conv2d(8, 6, 3, stride=2), (2, 8, 2, 2), (6, 32), False),
+    ("3x3_on_1x4", lambda: nn.Conv2d(8, 6, 3), (2, 8, 1, 4), (6, 24), True),  # the columns still pad
+    ("3x3_s2_4to2", lambda: nn.Conv2d(8, 6, 3, stride=2), (2, 8, 4, 4), (6, 72), True),  # every tap is live
+]
+
+
+@pytest.mark.parametrize("factory,shape,weight,pads", [pytest.param(*r[1:], id=r[0]) for r in DEAD_TAPS])
+def test_dead_taps_are_dropped(factory, shape, weight, pads):
+    """The matmul sees only the live taps' weights, and no padding is built that no live tap reads."""
+    conv = factory()
+    jaxpr = jax.make_jaxpr(lambda v: unwrap(conv(Tensor(v))))(jnp.ones(shape, jnp.float32)).jaxpr
+    dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
+    assert [tuple(e.invars[1].aval.shape) for e in dots] == [weight]
+    assert ("pad" in _primitives(lambda v: unwrap(conv(Tensor(v))), jnp.ones(shape, jnp.float32))) == pads
 
 
 def test_capture_sees_canonical_primitives():
