@@ -146,7 +146,7 @@ def test_dead_taps_are_dropped(factory, shape, weight, pads):
     conv = factory()
     jaxpr = jax.make_jaxpr(lambda v: unwrap(conv(Tensor(v))))(jnp.ones(shape, jnp.float32)).jaxpr
     dots = [e for e in jaxpr.eqns if e.primitive.name == "dot_general"]
-    assert [tuple(e.invars[1].aval.shape) for e in dots] == [weight]
+    assert len(dots) == 1 and weight in [tuple(v.aval.shape) for v in dots[0].invars]
     assert ("pad" in _primitives(lambda v: unwrap(conv(Tensor(v))), jnp.ones(shape, jnp.float32))) == pads
 
 
