@@ -7,12 +7,12 @@ graphdef, and jax caches one trace per input signature. State changes made by ``
 (BatchNorm statistics, dropout RNG counters) are written back into the same Variables after the
 call. The flattening (the graph walk: ~30 ms for ResNet50) is cached per cell and redone only after
 some Cell's attributes changed (``_structure_version``); ``TrainOneStepCell`` uses the same path
-with its state buffers donated.
+with its state buffers donated. With ``set_context(enable_compile_cache=True)`` compiled programs
+are also kept on disk under a key computed before tracing (``msjax/nn/_compile_cache.py``).
 """
 from __future__ import annotations
 
 import collections
-import collections.abc
 import contextlib
 import threading
 import warnings
@@ -28,7 +28,9 @@ from flax import nnx
 from msjax import context
 from msjax.common.parameter import assign_value
 from msjax.common.tensor import Parameter, Tensor, unwrap
+from msjax.nn import _compile_cache
 from msjax.nn._cell_flags import CellFlags
+from msjax.nn._param_map import ParamMap
 
 #: traces per Cell class name; a test reads it to prove one trace per input signature
 TRACE_COUNTS: collections.Counter = collections.Counter()
@@ -51,15 +53,24 @@ def _wrap_outputs(tree):
                         and not isinstance(x, jax.core.Tracer) else x, tree)
 
 
-def _run_flat(graphdef, static, leaves, dynamic):
+def _run_flat(graphdef, changed_only, static, leaves, dynamic):
     """The function jax.jit compiles: the cell rebuilt from its flat leaves runs construct; returns
     the outputs and the new leaves in the same order (the whole State if construct changed the
-    cell's structure)."""
-    cell = nnx.merge(graphdef, list(leaves))
+    cell's structure).
+
+    With ``changed_only`` the new leaves are ``{index: leaf}`` for the leaves construct replaced:
+    an output leaf is a buffer XLA writes, so returning an unchanged parameter copies it (an eval
+    forward of ResNet-50 spent ~25% of its time copying its 94 MB of weights). Donated calls
+    return every leaf: a donated input that is no output would be lost.
+    """
+    leaves = list(leaves)
+    cell = nnx.merge(graphdef, leaves)
     out = _run_cell(cell, static, dynamic)
     new_graphdef, new_leaves = nnx.graphlib.flatten(cell, with_paths=False)
     if new_graphdef != graphdef:
         return out, nnx.state(cell)
+    if changed_only:
+        return out, {i: new for i, (new, old) in enumerate(zip(new_leaves, leaves)) if new is not old}
     return out, new_leaves
 
 
@@ -128,7 +139,8 @@ def _compiled(graphdef, donate):
     """One jitted function per (graphdef, donate); the graphdef is hashed once per cache fill."""
     fn = _jitted.get((graphdef, donate))
     if fn is None:
-        fn = jax.jit(partial(_run_flat, graphdef), static_argnums=(0,), donate_argnums=(1,) if donate else ())
+        fn = jax.jit(partial(_run_flat, graphdef, not donate), static_argnums=(0,),
+                     donate_argnums=(1,) if donate else ())
         _jitted[(graphdef, donate)] = fn
     return fn
 
@@ -140,6 +152,8 @@ class _Flat(NamedTuple):
     variables: list     # the Variable objects themselves (or plain arrays, see ``paths``)
     paths: tuple        # their nnx paths when some leaf is a plain array, else ()
     fn: object
+    graphdef: object
+    programs: dict      # (static, signature) -> compiled program, with the compile cache on
 
 
 _flat_cache = weakref.WeakKeyDictionary()  # Cell -> _Flat
@@ -182,45 +196,29 @@ def _flat_call(cell, static, dynamic, *, donate):
         variables = list(state.leaves)
         raw = any(not isinstance(v, nnx.Variable) for v in variables)
         paths = tuple(state.paths) if raw else ()
-        flat = _flat_cache[cell] = _Flat(version, donate, variables, paths, _compiled(graphdef, donate))
+        flat = _flat_cache[cell] = _Flat(version, donate, variables, paths, _compiled(graphdef, donate), graphdef, {})
     values = [v.get_raw_value() if isinstance(v, nnx.Variable) else v for v in flat.variables]
-    if donate:
-        with warnings.catch_warnings():
+    directory = context.compile_cache_dir()   # on: a persistent cache keyed before tracing (_compile_cache)
+    run = partial(flat.fn, static) if directory is None else partial(_compile_cache.call, flat, static, directory)
+    with warnings.catch_warnings():
+        if donate:
             warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-            out, new = flat.fn(static, values, dynamic)
-    else:
-        out, new = flat.fn(static, values, dynamic)
-    if not isinstance(new, list):  # construct changed the structure: write the State, walk again
+        out, new = run(values, dynamic)
+    if type(new) is dict:          # not donated: only the leaves construct replaced
+        changed = [(flat.variables[i], flat.paths[i] if flat.paths else None, v) for i, v in new.items()]
+    elif isinstance(new, list):
+        changed = list(zip(flat.variables, flat.paths or [None] * len(new), new))
+    else:                          # construct changed the structure: write the State, walk again
         nnx.update(cell, new)
         _flat_cache.pop(cell, None)
-    elif flat.paths:  # plain-array attributes are replaced by path (this also invalidates the cache)
-        nnx.update(cell, nnx.State.from_flat_path(dict(zip(flat.paths, new))))
+        return out
+    if flat.paths:   # plain-array attributes are replaced by path (this also invalidates the cache)
+        if changed:
+            nnx.update(cell, nnx.State.from_flat_path({path: v for _, path, v in changed}))
     else:
-        for variable, value in zip(flat.variables, new):
+        for variable, _, value in changed:
             variable.set_raw_value(value, _unsafe_bypass_check=True)
     return out
-
-
-class _ParamMap(collections.abc.Mapping):
-    """``{Parameter: Parameter}`` keyed by identity (what ``init_parameters_data`` returns)."""
-
-    def __init__(self, params):
-        self._params = {id(p): p for p in params}     # each maps to itself (already initialized)
-
-    def __getitem__(self, param):
-        try:
-            return self._params[id(param)]
-        except KeyError:
-            raise KeyError(param) from None
-
-    def __iter__(self):
-        return iter(self._params.values())
-
-    def __len__(self):
-        return len(self._params)
-
-    def __repr__(self):
-        return "{" + ", ".join(f"{p!r}: {p!r}" for p in self._params.values()) + "}"
 
 
 class Cell(CellFlags, nnx.Module):
@@ -389,7 +387,7 @@ class Cell(CellFlags, nnx.Module):
         """MindSpore's ``init_parameters_data``: every msjax Parameter holds its data from the
         start, so each one maps to itself. Returns a mapping original -> initialized Parameter
         (keyed by identity: Parameters compare element-wise, so they are not dict keys)."""
-        return _ParamMap(self.get_parameters())
+        return ParamMap(self.get_parameters())
 
     def __repr__(self):
         children = ", ".join(self.name_cells())
