@@ -19,7 +19,7 @@ from msjax.common.initializer import initializer
 from msjax.common.tensor import Parameter
 from msjax.errors import LayerArgumentError
 from msjax.nn.cell import Cell
-from msjax.ops import _nn
+from msjax.ops import _batch_norm, _lowering, _nn
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d"]
 
@@ -58,16 +58,21 @@ class _BatchNorm(Cell):
                              f"got shape {tuple(x.shape)}")
         gamma, beta = self.gamma.get_value(), self.beta.get_value()
         use_batch = self.training if self.use_batch_statistics is None else self.use_batch_statistics
+        fast = _lowering.is_fast("bn") and jnp.issubdtype(x.dtype, jnp.floating)
         if not use_batch:
-            return _nn.batch_norm(x, self.moving_mean.get_value(), self.moving_variance.get_value(), gamma, beta,
-                                  self.eps)
-        mean, var, unbiased = _nn.batch_norm_stats(x)
+            norm = _batch_norm.apply if fast else _nn.batch_norm
+            return norm(x, self.moving_mean.get_value(), self.moving_variance.get_value(), gamma, beta, self.eps)
+        if fast:
+            y, mean, unbiased = _batch_norm.train(x, gamma, beta, self.eps)
+        else:
+            mean, var, unbiased = _nn.batch_norm_stats(x)
+            y = _nn.batch_norm(x, mean, var, gamma, beta, self.eps)
         m = self.momentum
         moving_mean, moving_var = self.moving_mean.get_value(), self.moving_variance.get_value()
         self.moving_mean.set_value(jax.lax.stop_gradient(m * moving_mean + (1 - m) * mean).astype(moving_mean.dtype))
         self.moving_variance.set_value(
             jax.lax.stop_gradient(m * moving_var + (1 - m) * unbiased).astype(moving_var.dtype))
-        return _nn.batch_norm(x, mean, var, gamma, beta, self.eps)
+        return y
 
 
 class BatchNorm2d(_BatchNorm):
