@@ -2,7 +2,7 @@
 
 Encoding writes each record's protobuf wire bytes directly: a small header, then the tensor's own
 buffer (no copy). Decoding streams: it reads the small headers, seeks past unselected tensors and
-``readinto``\\ s each selected tensor's bytes straight into its numpy buffer, so a load never holds
+reads (``preadv``) each selected tensor's bytes straight into its numpy buffer, so a load never holds
 the file plus a parsed copy. One dtype table (``msjax.common.dtype``), one slicing rule (``slices``).
 
 >>> import io, numpy as np
@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from msjax.checkpoint.positional import At
 from msjax.common import dtype as mstype
 from msjax.common.untrusted import MAX_DIMS, shape_nbytes
 from msjax.errors import CheckpointError
@@ -35,6 +36,8 @@ _U64 = 1 << 64                      # protobuf varints carry at most 64 bits
 # --------------------------------------------------------------------------- encoding
 
 def _varint(n: int) -> bytes:
+    if 0 <= n < 0x80:           # most keys, dims and lengths: one byte
+        return bytes((n,))
     if n < 0:
         n += 1 << 64
     out = bytearray()
@@ -56,14 +59,17 @@ def slices(nbytes: int, slice_size: int = SLICE_SIZE) -> list[tuple[int, int]]:
 
 def record_header(name: str, dims, tensor_type: str, nbytes: int) -> bytes:
     """Wire bytes of one ``Checkpoint{value{tag, tensor{dims, tensor_type, tensor_content}}}``
-    record up to (not including) its ``nbytes`` of tensor_content."""
-    tensor = b"".join(_varint(1 << 3) + _varint(int(d)) for d in dims)
-    tensor += _field(2, tensor_type.encode())
-    tensor_len = len(tensor) + len(_varint(3 << 3 | 2)) + len(_varint(nbytes)) + nbytes
-    value = _field(1, name.encode())
-    value_len = len(value) + len(_varint(2 << 3 | 2)) + len(_varint(tensor_len)) + tensor_len
-    return (_varint(1 << 3 | 2) + _varint(value_len) + value + _varint(2 << 3 | 2)
-            + _varint(tensor_len) + tensor + _varint(3 << 3 | 2) + _varint(nbytes))
+    record up to (not including) its ``nbytes`` of tensor_content. Keys: 0x0A field 1 (bytes),
+    0x08 field 1 (varint), 0x12 field 2, 0x1A field 3."""
+    tensor_type = tensor_type.encode()
+    tensor = b"".join([b"\x08" + _varint(int(d)) for d in dims]) + b"\x12" + _varint(len(tensor_type)) + tensor_type
+    content_len = _varint(nbytes)
+    tensor_len = len(tensor) + 1 + len(content_len) + nbytes
+    name = name.encode()
+    value = b"\x0a" + _varint(len(name)) + name
+    tensor_len_bytes = _varint(tensor_len)
+    value_len = len(value) + 1 + len(tensor_len_bytes) + tensor_len
+    return b"".join((b"\x0a", _varint(value_len), value, b"\x12", tensor_len_bytes, tensor, b"\x1a", content_len))
 
 
 def entry(value) -> tuple[list[int], str, memoryview]:
@@ -280,11 +286,11 @@ def fast_record(head: bytes, pos: int = 0):
 def index(f, end: int, *, file=None) -> list[Record]:
     """Parse every record header in ``f[0:end]`` without reading tensor bytes."""
     r = _Reader(f, end, file)
+    at = At(f)
     records = []
     pos = 0
     while pos < end:
-        f.seek(pos)
-        head = f.read(min(512, end - pos))
+        head = at.read(pos, min(512, end - pos))
         fast = fast_record(head, pos)
         if fast is not None and fast[1] <= end:
             records.append(fast[0])
@@ -326,49 +332,45 @@ def check_dims(dims, itemsize: int, nbytes: int, name: str, file, *, what: str,
                               f"{held} {nbytes}", file=file)
 
 
-def _assemble(f, group: list[Record], file):
+def _assemble(at: At, group: list[Record], file):
     """Read one parameter's records (one or more slices) into a fresh array or str."""
     last = group[-1]
     total = sum(rec.nbytes for rec in group)
     if last.tensor_type == STR_TYPE:
-        return _assemble_str(f, group, total, file)
+        return _assemble_str(at, group, total, file)
     np_dtype = _dtype(last.tensor_type, last.tag, file)
     dims = [] if list(last.dims) == [0] else list(last.dims)
     check_dims(dims, np_dtype.itemsize, total, f"parameter {last.tag!r}", file,
                what=last.tensor_type)
     out = np.empty(total // np_dtype.itemsize, np_dtype)
-    view = memoryview(out.reshape(-1).view(np.uint8))
-    pos = 0
-    for rec in group:
-        f.seek(rec.offset)
-        got = f.readinto(view[pos:pos + rec.nbytes]) if rec.nbytes else 0
-        if got != rec.nbytes:
-            raise CheckpointError(f"parameter {rec.tag!r} is truncated", file=file)
-        pos += rec.nbytes
+    _fill(at, group, memoryview(out.reshape(-1).view(np.uint8)), file)
     return out.reshape(dims)
 
 
-def _assemble_str(f, group: list[Record], total: int, file) -> str:
+def _fill(at: At, group: list[Record], view, file) -> None:
+    """Read the records' bytes one after another into ``view``."""
+    pos = 0
+    for rec in group:
+        got = at.readinto(view[pos:pos + rec.nbytes], rec.offset) if rec.nbytes else 0
+        if got != rec.nbytes:
+            raise CheckpointError(f"parameter {rec.tag!r} is truncated", file=file)
+        pos += rec.nbytes
+
+
+def _assemble_str(at: At, group: list[Record], total: int, file) -> str:
     """A str entry: its records' bytes as UTF-32-LE, trailing NULs dropped (as numpy's ``<U``)."""
     tag = group[-1].tag
     if total % 4:
         raise CheckpointError(f"str entry {tag!r} has {total} bytes, not a multiple of 4 "
                               f"(UTF-32)", file=file)
-    raw = b"".join(_read_exact(f, rec, file) for rec in group)
+    raw = bytearray(total)
+    _fill(at, group, memoryview(raw), file)
     try:        # surrogatepass: numpy (and so MindSpore and save_checkpoint) writes lone surrogates
         return raw.decode("utf-32-le", "surrogatepass").rstrip("\0")
     except UnicodeDecodeError as err:
         raise CheckpointError(f"str entry {tag!r} is not valid UTF-32: code point "
                               f"{raw[err.start:err.start + 4][::-1].hex()} at byte {err.start} "
                               f"({err.reason}); the file is corrupt", file=file) from None
-
-
-def _read_exact(f, rec: Record, file) -> bytes:
-    f.seek(rec.offset)
-    data = f.read(rec.nbytes)
-    if len(data) != rec.nbytes:
-        raise CheckpointError(f"parameter {rec.tag!r} is truncated", file=file)
-    return data
 
 
 def read_records(f, end: int | None = None, *, select: Callable[[str], bool] | None = None,
@@ -381,6 +383,7 @@ def read_records(f, end: int | None = None, *, select: Callable[[str], bool] | N
     if end is None:
         end = f.seek(0, io.SEEK_END)
     records = index(f, end, file=file)
+    at = At(f)
     out = OrderedDict()
     i = 0
     while i < len(records):
@@ -389,7 +392,7 @@ def read_records(f, end: int | None = None, *, select: Callable[[str], bool] | N
             j += 1
         tag = records[i].tag
         if select is None or select(tag):
-            out[tag] = _assemble(f, records[i:j], file)
+            out[tag] = _assemble(at, records[i:j], file)
             if types is not None:
                 types[tag] = records[j - 1].tensor_type
         i = j

@@ -21,6 +21,7 @@ import numpy as np
 from msjax.checkpoint.raw import storable as _storable
 from msjax.checkpoint.raw import stored_type as _stored_type
 from msjax.common import dtype as mstype
+from msjax.common.parameter import host_parameters
 from msjax.common.tensor import Parameter, Tensor
 
 __all__ = ["TYPE_META", "Snapshot", "entries", "host_value", "snapshot", "to_parameters", "parameter",
@@ -160,26 +161,33 @@ def snapshot(items, *, copy: bool, keep_device: bool = False, caller: str = "sav
 
 # --------------------------------------------------------------------------- load side
 
-def parameter(name, value, file, tensor_type=None) -> Parameter:
-    """A loaded Parameter: ``ckpt_file`` names its file; ``tensor_type`` is kept when it is not
-    what numpy's dtype says (``Int4`` in int8 bytes)."""
+def _metadata(file, tensor_type=None) -> dict:
     meta = {"ckpt_file": file}
     if tensor_type:
         meta[TYPE_META] = tensor_type
-    return Parameter(value, name=name, **meta)
+    return meta
+
+
+def parameter(name, value, file, tensor_type=None) -> Parameter:
+    """A loaded Parameter: ``ckpt_file`` names its file; ``tensor_type`` is kept when it is not
+    what numpy's dtype says (``Int4`` in int8 bytes)."""
+    return Parameter(value, name=name, **_metadata(file, tensor_type))
 
 
 def to_parameters(named, types, file) -> OrderedDict:
     """name -> Parameter (str stays str) for what a reader returned; ``types`` (name -> stored
-    dtype string) is checked against each array's dtype."""
-    out = OrderedDict()
+    dtype string) is checked against each array's dtype. The Parameters are built together
+    (``host_parameters``), each as ``parameter`` builds it."""
+    out, arrays = OrderedDict(), []
     for name, value in named.items():
+        out[name] = value            # keeps the file's order; str entries stay str
         if isinstance(value, str):
-            out[name] = value
             continue
         stored = _stored_type(name, value, types.get(name), file)
         keep = stored is not None and stored is not mstype.from_numpy(value.dtype)
-        out[name] = parameter(name, value, file, stored.ckpt if keep else None)
+        arrays.append((name, value, _metadata(file, stored.ckpt if keep else None)))
+    for (name, _, _), param in zip(arrays, host_parameters(arrays)):
+        out[name] = param
     return out
 
 

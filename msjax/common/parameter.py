@@ -10,12 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from flax.nnx.tracers import TraceState as _TraceState
 
 from msjax.common import dtype as mstype
 from msjax.common._tensor import Tensor
 from msjax.common._tensor_rules import ArrayHolder, _as_array, unwrap
 
-__all__ = ["Parameter", "assign", "assign_add", "assign_sub", "assign_value"]
+__all__ = ["Parameter", "assign", "assign_add", "assign_sub", "assign_value", "host_parameters"]
 
 
 def _check_param_name(name):
@@ -134,6 +135,58 @@ class Parameter(nnx.Param):
 
 
 ArrayHolder.register(Parameter)
+
+
+def host_parameters(entries) -> list:
+    """``[Parameter(value, name=name, **metadata) for name, value, metadata in entries]`` for the
+    many host arrays (``np.ndarray``) of a load, without flax's general ``Variable.__init__`` for
+    each one (~15 us: context look-ups, hook scans, a pytree walk).
+
+    The first entry of each metadata key set is built by ``__init__``; the rest copy what
+    ``__init__`` added to its metadata (nnx's ``hijax``/``ref``/``eager_sharding`` defaults: same
+    values, same order), so each Parameter holds exactly what ``__init__`` would give it. Where
+    ``__init__`` does more than store (class hooks, a Ref, a hijax Variable), or for a value that
+    is not an ``np.ndarray`` or a name that is not a non-empty str, ``__init__`` builds it.
+    """
+    out, added = [], {}
+    for name, value, metadata in entries:
+        plain = type(value) is np.ndarray and isinstance(name, str) and bool(name)
+        keys = tuple(metadata)
+        extra = added.get(keys) if plain else None
+        if not extra:
+            param = Parameter(value, name=name, **metadata)
+            if plain and keys not in added:
+                added[keys] = _added_by_init(param, value, metadata)
+        else:
+            param = object.__new__(Parameter)
+            meta = dict(metadata)
+            meta["name"] = name
+            meta["requires_grad"] = True
+            meta.update(extra)
+            object.__setattr__(param, "_trace_state", _TraceState())
+            object.__setattr__(param, "_var_metadata", meta)
+            object.__setattr__(param, "_raw_value", value)
+        out.append(param)
+    return out
+
+
+_NNX_DEFAULTS = {"hijax": False, "ref": False}
+
+
+def _added_by_init(param, value, metadata):
+    """What ``__init__`` added to ``metadata`` after name and requires_grad (a non-empty dict, in
+    order), or None when it did more than store ``value`` with nnx's plain defaults."""
+    if type(param) is not Parameter:        # a hijax Variable in its place
+        return None
+    meta = param._var_metadata
+    given = dict(metadata, name=param.name, requires_grad=True)
+    if (param._raw_value is not value
+            or list(meta)[:len(given)] != list(given) or any(meta[k] is not v for k, v in given.items())):
+        return None
+    extra = {k: v for k, v in meta.items() if k not in given}
+    if set(extra) != {"hijax", "ref", "eager_sharding"} or any(extra[k] is not v for k, v in _NNX_DEFAULTS.items()):
+        return None
+    return extra
 
 
 # ---------------------------------------------------------------- in-place Parameter updates
