@@ -31,6 +31,7 @@ Hits and misses are counted in ``STATS`` and reported as the JAX monitoring even
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import io
 import logging
@@ -57,7 +58,6 @@ _IGNORED_CONFIG = {"jax_compilation_cache_dir", "jax_enable_compilation_cache",
 _VERSIONED = ("jax", "jaxlib", "flax", "numpy", "optax", "ml_dtypes")
 _file_digests: dict = {}
 _MISSING = object()
-_process: list = []
 
 
 class _Uncacheable(Exception):
@@ -115,27 +115,26 @@ def _local_modules():
     return out
 
 
+@functools.cache
 def _process_part():
     """The key's per-process part: versions, backend, CPU (computed once)."""
-    if not _process:
-        from importlib import metadata
-        versions = []
-        for dist in _VERSIONED:
-            try:
-                versions.append((dist, metadata.version(dist)))
-            except metadata.PackageNotFoundError:
-                versions.append((dist, None))
-        devices = jax.devices()
-        cpu = ""
+    from importlib import metadata
+    versions = []
+    for dist in _VERSIONED:
         try:
-            with open("/proc/cpuinfo") as f:
-                cpu = "".join(sorted({line for line in f if line.startswith(("model name", "flags"))}))
-        except OSError:
-            cpu = platform.processor()
-        _process.append(repr((sys.version, platform.machine(), versions, devices[0].platform,
-                              devices[0].client.platform_version, devices[0].device_kind, len(devices),
-                              jax.process_count(), hashlib.sha256(cpu.encode()).hexdigest())))
-    return _process[0]
+            versions.append((dist, metadata.version(dist)))
+        except metadata.PackageNotFoundError:
+            versions.append((dist, None))
+    devices = jax.devices()
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = "".join(sorted({line for line in f if line.startswith(("model name", "flags"))}))
+    except OSError:
+        cpu = platform.processor()
+    return repr((sys.version, platform.machine(), versions, devices[0].platform,
+                 devices[0].client.platform_version, devices[0].device_kind, len(devices),
+                 jax.process_count(), hashlib.sha256(cpu.encode()).hexdigest()))
 
 
 def _signature(arrays):
