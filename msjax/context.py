@@ -17,6 +17,10 @@ written. When on, every program is cached whatever its compile time
 (``jax_persistent_cache_min_compile_time_secs`` 0; set it after ``set_context`` to cache less).
 As with any JAX cache, the directory is trusted: whoever can write to it can run code in the
 processes that read it.
+
+``jit_config={"jit_level": ...}`` is MindSpore's compile optimization level: ``""`` (the default)
+lets msjax choose per program, ``"O0"`` compiles every cell program for compile speed, ``"O1"`` and
+``"O2"`` with XLA's default options (``msjax/nn/_jit_level.py`` says what each means on XLA).
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ PYNATIVE_MODE = 1
 
 _PLATFORM = {"CPU": "cpu", "GPU": "gpu", "Ascend": "tpu"}
 _state = {"mode": GRAPH_MODE, "device_target": "CPU", "device_id": 0,
-          "enable_compile_cache": None, "compile_cache_path": ""}
+          "enable_compile_cache": None, "compile_cache_path": "", "jit_config": {"jit_level": ""}}
+JIT_LEVELS = ("", "O0", "O1", "O2")
 
 
 def compile_cache_dir():
@@ -77,11 +82,11 @@ def _pick_device(target, device_id):
 
 
 def set_context(*, mode=None, device_target=None, device_id=None, enable_compile_cache=None,
-                compile_cache_path=None, **ignored):
+                compile_cache_path=None, jit_config=None, **ignored):
     """Set MindSpore's context keys that mean something on JAX.
 
     ``enable_compile_cache`` (bool) and ``compile_cache_path`` (str) switch the persistent
-    compilation cache (see the module docstring).
+    compilation cache; ``jit_config`` (dict) takes ``jit_level`` (see the module docstring).
 
     >>> set_context(mode=GRAPH_MODE, device_target="CPU")
     >>> set_context(enable_compile_cache=True, compile_cache_path="./cache.ms")  # doctest: +SKIP
@@ -110,8 +115,19 @@ def set_context(*, mode=None, device_target=None, device_id=None, enable_compile
         _state["compile_cache_path"] = compile_cache_path
     if enable_compile_cache is not None or compile_cache_path is not None:
         _apply_compile_cache()
+    if jit_config is not None:
+        _state["jit_config"] = _checked_jit_config(jit_config)
     for key in ignored:
         _state[key] = ignored[key]
+
+
+def _checked_jit_config(jit_config):
+    if not isinstance(jit_config, dict):
+        raise TypeError(f"The parameter 'jit_config' must be <class 'dict'>, but got {type(jit_config)}")
+    level = jit_config.get("jit_level", "")
+    if level not in JIT_LEVELS:
+        raise ValueError(f"jit_config['jit_level'] must be one of {list(JIT_LEVELS)}, got {level!r}")
+    return {**jit_config, "jit_level": level}
 
 
 def get_context(attr_key):

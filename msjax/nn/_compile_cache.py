@@ -16,7 +16,7 @@ and calls it. The key (sha256) is built from
   other local file loaded), or the code objects of classes that have no source file;
 - the environment: python, jax, jaxlib, flax, numpy, optax and ml_dtypes versions, the backend
   (platform, its version, device kind and count, the CPU model and flags), ``XLA_FLAGS``,
-  ``MSJAX_LOWERING`` and a ``canonical()`` block, msjax's mode and device target, and every JAX
+  ``MSJAX_LOWERING`` and a ``canonical()`` block, msjax's mode, device target and ``jit_config``, and every JAX
   config value except the cache's own settings.
 
 A stale hit is worse than a miss: anything not in the key that changes the program (code reached
@@ -174,7 +174,7 @@ def key(graphdef, static, signature, donate):
     config = sorted((k, repr(v)) for k, v in jax.config.values.items() if k not in _IGNORED_CONFIG)
     h.update(repr((code, config, _process_part(), os.environ.get("XLA_FLAGS"), os.environ.get("MSJAX_LOWERING"),
                    getattr(_lowering._state, "mode", None), context.get_context("mode"),
-                   context.get_context("device_target"))).encode())
+                   context.get_context("device_target"), context.get_context("jit_config"))).encode())
     return h.hexdigest()
 
 

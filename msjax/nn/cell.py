@@ -29,6 +29,7 @@ from msjax import context
 from msjax.common.parameter import assign_value
 from msjax.common.tensor import Parameter, Tensor, unwrap
 from msjax.nn import _compile_cache
+from msjax.nn._jit_level import LeveledJit
 from msjax.nn._cell_flags import CellFlags
 from msjax.nn._param_map import ParamMap
 
@@ -136,11 +137,12 @@ _DYNAMIC = _Dynamic()
 
 
 def _compiled(graphdef, donate):
-    """One jitted function per (graphdef, donate); the graphdef is hashed once per cache fill."""
+    """One jitted function per (graphdef, donate), compiled as ``jit_level`` picks
+    (``_jit_level``); the graphdef is hashed once per cache fill."""
     fn = _jitted.get((graphdef, donate))
     if fn is None:
-        fn = jax.jit(partial(_run_flat, graphdef, not donate), static_argnums=(0,),
-                     donate_argnums=(1,) if donate else ())
+        fn = LeveledJit(partial(_run_flat, graphdef, not donate), static_argnums=(0,),
+                        donate_argnums=(1,) if donate else ())
         _jitted[(graphdef, donate)] = fn
     return fn
 
