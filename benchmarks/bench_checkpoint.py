@@ -5,7 +5,8 @@
 Sets: "resnet50" (the 267 Float32 tensors of resnet50_params.txt, 94 MB) and "1gib" (200 Float32
 tensors, 1 GiB). Every measurement runs in its own subprocess (so peak RSS belongs to one
 contender, and MindSpore's import never touches msjax's process); contenders alternate within
-each round; the table shows medians over rounds. Files stay in the page cache, for every
+each round; the table shows medians over rounds (a round's fresh save of raw and msjax is the median
+of ``FRESH_SAVES`` fresh processes; the goal rows give that ratio and the best-of-all one). Files stay in the page cache, for every
 contender alike, and every measurement starts after os.sync() so that no contender pays for the
 previous one's writeback. The raw save writes the same bytes to a new file and renames it over
 the old one (what an atomic save does, minus the codec); the raw load readintos them into
@@ -35,6 +36,11 @@ FIXTURES = ROOT / "tests" / "fixtures" / "mindspore"
 CONTENDERS = ["raw", "msjax", "mindspore", "safetensors", "torch", "orbax"]
 SUBSETS = ["full", "choice_func", "specify_prefix", "filter_prefix"]
 WARM_REPEATS = int(os.environ.get("BENCH_WARM_REPEATS", 5))
+#: fresh saves per round of the goal's two contenders (raw, msjax), each its own process and new
+#: file: one fresh save is bimodal here (page-cache allocation after os.sync(): 0.02 or 0.15 s for
+#: the same 90 MiB, for raw and msjax alike), so a round reports the median of several
+FRESH_SAVES = int(os.environ.get("BENCH_FRESH_SAVES", 5))
+FRESH_SAVERS = ("raw", "msjax")
 
 
 def subset_rule(set_name):
@@ -269,18 +275,24 @@ def nbytes_of(set_name):
 def plan(rounds, sets, tmp, contenders=CONTENDERS, quick=False):
     """(key, thunk) per measurement sequence; thunks of different keys use different files."""
     repeats = 3 if quick else WARM_REPEATS
+    fresh_saves = 1 if quick else FRESH_SAVES
     extras = ["msjax_fsync", "msjax_async_jax", "msjax_async_numpy", "msjax_async_numpy_process", "subset"]
 
     def contender_round(c, set_name, r):
         path = os.path.join(tmp, f"{set_name}_{c}_{r}{suffix(c)}")
-        s = measure(c, "save", set_name, path)
+        saves = []
+        for _ in range(fresh_saves if c in FRESH_SAVERS else 1):
+            _remove(path)
+            saves.append(measure(c, "save", set_name, path))
+        s = {"time_s": statistics.median(x["time_s"] for x in saves), "best_s": min(x["time_s"] for x in saves),
+             "extra_rss": max(x["extra_rss"] for x in saves)}
         ld = measure(c, "load", set_name, path)
         _remove(path)
         w = measure(c, "warm", set_name, path, repeats)
         _remove(path)
         print(f"  [{set_name} round {r + 1}] {c:12s} save {s['time_s']:.3f}s  load {ld['time_s']:.3f}s   "
               f"steady state: save {w['save']:.3f}s  load {w['load']:.3f}s", flush=True)
-        return {"save": s["time_s"], "save_rss": s["extra_rss"], "load": ld["time_s"],
+        return {"save": s["time_s"], "save_best": s["best_s"], "save_rss": s["extra_rss"], "load": ld["time_s"],
                 "load_rss": ld["extra_rss"], "warm_save": w["save"], "warm_load": w["load"]}
 
     def extra(c, set_name, r):
@@ -330,7 +342,8 @@ def run(rounds, sets, quick=False):
 
 def _goal_rows(out, rows):
     """The issue-12 goals as rows: measured ratio and the bound."""
-    goals = [("fresh save / raw write (goal <= 1.3)", out["save_vs_raw_write"], 1.3),
+    goals = [("fresh save / raw write, medians (goal <= 1.3)", out["save_vs_raw_write"], 1.3),
+             ("fresh save / raw write, best of each (goal <= 1.3)", out["best_save_vs_raw_write"], 1.3),
              ("steady save / raw write (goal <= 1.3)", out["steady_save_vs_raw_write"], 1.3),
              ("fresh load / raw readinto (goal <= 1.2)", out["load_vs_raw_read"], 1.2),
              ("steady load / raw readinto (goal <= 1.2)", out["steady_load_vs_raw_read"], 1.2),
@@ -358,7 +371,8 @@ def summarize(set_name, nbytes, rows, extra):
         print(f"{LABELS[c]:24s}" + "".join(f"{values[k]:16.3f}" for k, _ in cols))
         ratios = {} if c == "msjax" else {f"msjax/{c}": {k: mj[k] / m[k] for k, _ in cols[:4]}}
         out["rows"].append({"row": LABELS[c], "contender": c, "values": values, "ratios": ratios})
-    out.update(save_vs_raw_write=mj["save"] / raw["save"], steady_save_vs_raw_write=mj["warm_save"] / raw["warm_save"],
+    out.update(save_vs_raw_write=mj["save"] / raw["save"], best_save_vs_raw_write=mj["save_best"] / raw["save_best"],
+               steady_save_vs_raw_write=mj["warm_save"] / raw["warm_save"],
                load_vs_raw_read=mj["load"] / raw["load"], steady_load_vs_raw_read=mj["warm_load"] / raw["warm_load"],
                load_extra_rss_over_data=mj["load_rss"] / nbytes)
     if "mindspore" in med:
