@@ -49,6 +49,9 @@ ROWS = [
     ("maxpool_3s1_valid", lambda: nn.MaxPool2d((3, 2), 1), (1, 2, 5, 6)),
     ("maxpool1d", lambda: nn.MaxPool1d(3, 2), (2, 3, 9)),
     ("maxpool_ties", lambda: nn.MaxPool2d(2, 2), "ties"),
+    ("maxpool_2s2_odd", lambda: nn.MaxPool2d(2, 2), (2, 3, 7, 9)),   # stride == kernel: a reshape, rows left over
+    ("maxpool_3s3_ties", lambda: nn.MaxPool2d(3, 3), "ties"),
+    ("maxpool_rect_blocks", lambda: nn.MaxPool2d((2, 3), (2, 3)), (1, 2, 6, 10)),
     ("bn_train", lambda: nn.BatchNorm2d(4), (3, 4, 5, 5)),
     ("max_pool_op", lambda: ops.MaxPool(kernel_size=2, strides=2, pad_mode="SAME"), (2, 3, 7, 7)),
     ("conv2d_op", lambda: ops.Conv2D(out_channel=4, kernel_size=1), ((2, 3, 4, 4), (4, 3, 1, 1))),

@@ -11,8 +11,9 @@ wraps each NCHW one in transposes, flips kernels for the input gradient, and dif
   whose gradients are matmuls and pads rather than flipped-kernel convolutions,
 - other convolutions with >= ``NHWC_MIN_CHANNELS`` input channels per group in NHWC/HWIO between two
   transposes (XLA cancels adjacent pairs); fewer channels keep the canonical NCHW convolution,
-- max pooling with non-overlapping windows (LeNet5's 2x2/s2) as an elementwise max over the window's
-  strided slices, whose gradient is selects rather than ``select_and_scatter``.
+- max pooling with non-overlapping windows as an elementwise max over the window's strided slices,
+  whose gradient is selects rather than ``select_and_scatter``; where the stride equals the kernel
+  (LeNet5's 2x2/s2) the windows are a reshape of the map, and the gradient is built in that layout.
 
 Parameters keep MindSpore's NCHW/OIHW layouts; every other layout lives inside the computation.
 ``MSJAX_LOWERING=canonical`` in the environment, or ``with canonical():``, selects the canonical
@@ -128,6 +129,46 @@ def _max_taps_bwd(kernel, stride, out_hw, res, g):
 _max_taps.defvjp(_max_taps_fwd, _max_taps_bwd)
 
 
+def _block_view(x, kernel, out_hw):
+    """(N, C, oh, kh, ow, kw): the windows of a pool whose stride equals its kernel (a free reshape)."""
+    (kh, kw), (oh, ow) = kernel, out_hw
+    return x[:, :, :oh * kh, :ow * kw].reshape(x.shape[:2] + (oh, kh, ow, kw))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _max_blocks(x, kernel, out_hw):
+    return jnp.max(_block_view(x, kernel, out_hw), axis=(3, 5))
+
+
+def _max_blocks_fwd(x, kernel, out_hw):
+    out = _max_blocks(x, kernel, out_hw)
+    return out, (x, out)
+
+
+def _max_blocks_bwd(kernel, out_hw, res, g):
+    """``_max_taps_bwd``'s rule (the first maximal cell, row-major, takes the gradient) written as
+    one tensor in the windows' own layout: no per-tap strided pads to sum."""
+    x, out = res
+    blocks = _block_view(x, kernel, out_hw)
+    taken, rows = jnp.zeros(out.shape, bool), []
+    zero = jnp.zeros_like(g)
+    for i in range(kernel[0]):
+        row = []
+        for j in range(kernel[1]):
+            hit = (blocks[:, :, :, i, :, j] == out) & ~taken
+            row.append(jnp.where(hit, g, zero))
+            taken = taken | hit
+        rows.append(jnp.stack(row, axis=-1))                     # (N, C, oh, ow, kw)
+    grad = jnp.stack(rows, axis=3).reshape(out.shape[:2] + (out_hw[0] * kernel[0], out_hw[1] * kernel[1]))
+    rest = (x.shape[2] - grad.shape[2], x.shape[3] - grad.shape[3])
+    if rest != (0, 0):
+        grad = jnp.pad(grad, ((0, 0), (0, 0), (0, rest[0]), (0, rest[1])))
+    return (grad,)
+
+
+_max_blocks.defvjp(_max_blocks_fwd, _max_blocks_bwd)
+
+
 def _canonical_pool(x, kernel, stride, pads):
     return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1) + kernel, (1, 1) + stride, ((0, 0), (0, 0)) + pads)
 
@@ -144,4 +185,6 @@ def max_pool2d(x, kernel, stride, pads):
         return _canonical_pool(x, kernel, stride, pads)
     if pads != ((0, 0), (0, 0)):
         x = jnp.pad(x, ((0, 0), (0, 0)) + pads, constant_values=-jnp.inf)
+    if kernel == stride:
+        return _max_blocks(x, kernel, out_hw)
     return _max_taps(x, kernel, stride, out_hw)
