@@ -10,7 +10,7 @@ from flax import nnx
 
 import msjax
 from msjax import nn, ops
-from msjax.common.tensor import unwrap
+from msjax.common.tensor import Tensor, unwrap
 from msjax.nn.cell import TRACE_COUNTS
 
 
@@ -242,3 +242,23 @@ def test_cell_flags_are_readable_back_as_in_mindspore(restore_context):
     np.testing.assert_allclose(net(x).asnumpy(), twice / 2)
     assert net.dense.get_flags() == {"scale": 1} and net.get_flags() == {"scale": 1}
     assert net.add_flags(sink_mode=True).sink_mode is True and net.get_flags()["sink_mode"] is True
+
+
+def test_host_parameters_go_to_the_device_once(monkeypatch):
+    """Freshly built parameters are numpy arrays: the first compiled call puts them on the device in
+    the Parameters themselves, so later calls pass device arrays (jit would re-send host arrays on
+    every call) and the values stay the same."""
+    net = nn.Dense(4, 3)
+    net.set_train(False)
+    before = {name: p.asnumpy().copy() for name, p in net.parameters_and_names()}
+    assert all(type(p.get_raw_value()) is np.ndarray for _, p in net.parameters_and_names())
+    x = Tensor(np.ones((2, 4), np.float32))
+    first = net(x).asnumpy()
+    assert all(isinstance(p.get_raw_value(), jax.Array) for _, p in net.parameters_and_names())
+    puts = []
+    original = jax.device_put
+    monkeypatch.setattr(jax, "device_put", lambda *a, **k: puts.append(a) or original(*a, **k))
+    np.testing.assert_array_equal(net(x).asnumpy(), first)
+    assert puts == []
+    for name, p in net.parameters_and_names():
+        np.testing.assert_array_equal(p.asnumpy(), before[name])
