@@ -61,7 +61,7 @@ def check_report(report, have_mindspore):
     assert sorted(got) == sorted(c for c in CKPT_CONTENDERS if have_mindspore or c != "mindspore")
     for row in sec["rows"]:
         assert all(_number(v) for v in row["values"].values()), row
-    assert len(sec["goals"]) == 5 and all(_number(g["values"]["msjax"]) for g in sec["goals"])
+    assert len(sec["goals"]) == 6 and all(_number(g["values"]["msjax"]) for g in sec["goals"])
     for fragment in CKPT_EXTRAS:
         (value,) = [v for k, v in sec["extras"].items() if fragment in k]
         assert _number(value), fragment

@@ -188,16 +188,6 @@ def _split_args(args, kwargs):
     return static, dynamic
 
 
-def _to_device(variables, values):
-    """Put host (numpy) leaves on the device once, in the Variables themselves: ``jax.jit`` would
-    copy them on every call (ResNet-50's eval forward spent 9 of its 27 ms re-sending its weights,
-    which no train step had replaced yet)."""
-    for i, value in enumerate(values):
-        if type(value) is np.ndarray:
-            values[i] = jax.device_put(value)
-            variables[i].set_raw_value(values[i], _unsafe_bypass_check=True)
-
-
 def _flat_call(cell, static, dynamic, *, donate):
     """Run ``cell.construct`` jitted on its cached flat leaves; write the new leaves back into the
     cell's own Variables and return the raw outputs. ``donate`` donates the state buffers."""
@@ -210,8 +200,10 @@ def _flat_call(cell, static, dynamic, *, donate):
         paths = tuple(state.paths) if raw else ()
         flat = _flat_cache[cell] = _Flat(version, donate, variables, paths, _compiled(graphdef, donate), graphdef, {})
     values = [v.get_raw_value() if isinstance(v, nnx.Variable) else v for v in flat.variables]
-    if not flat.paths:
-        _to_device(flat.variables, values)
+    if not flat.paths:   # host arrays go to the device once, into the Variables (jit re-sends them on every call)
+        for i in [i for i, v in enumerate(values) if type(v) is np.ndarray]:
+            values[i] = jax.device_put(values[i])
+            flat.variables[i].set_raw_value(values[i], _unsafe_bypass_check=True)
     directory = context.compile_cache_dir()   # on: a persistent cache keyed before tracing (_compile_cache)
     run = partial(flat.fn, static) if directory is None else partial(_compile_cache.call, flat, static, directory)
     with warnings.catch_warnings():
