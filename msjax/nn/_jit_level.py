@@ -44,7 +44,7 @@ class LeveledJit:
     def __init__(self, fun, **jit_kwargs):
         self._default = jax.jit(fun, **jit_kwargs)
         self._fast = jax.jit(fun, compiler_options=FAST_COMPILE, **jit_kwargs)
-        self._picked = {}   # (jit_level, static argument) -> the jitted function it compiles with
+        self._picked = {}   # static argument -> the jitted function jit_level "" picked for it
 
     def _pick(self, args):
         jit_level = level()
