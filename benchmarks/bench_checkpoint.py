@@ -5,8 +5,9 @@
 Sets: "resnet50" (the 267 Float32 tensors of resnet50_params.txt, 94 MB) and "1gib" (200 Float32
 tensors, 1 GiB). Every measurement runs in its own subprocess (so peak RSS belongs to one
 contender, and MindSpore's import never touches msjax's process); contenders alternate within
-each round; the table shows medians over rounds (a round's fresh save of raw and msjax is the median
-of ``FRESH_SAVES`` fresh processes; the goal rows give that ratio and the best-of-all one). Files stay in the page cache, for every
+each round; the table shows medians over rounds (a round's fresh save and fresh load of raw and
+msjax are each the median of ``FRESH_RUNS`` fresh processes; the goal rows give the save's ratio of
+medians and its best-of-all one). Files stay in the page cache, for every
 contender alike, and every measurement starts after os.sync() so that no contender pays for the
 previous one's writeback. The raw save writes the same bytes to a new file and renames it over
 the old one (what an atomic save does, minus the codec); the raw load readintos them into
@@ -36,11 +37,13 @@ FIXTURES = ROOT / "tests" / "fixtures" / "mindspore"
 CONTENDERS = ["raw", "msjax", "mindspore", "safetensors", "torch", "orbax"]
 SUBSETS = ["full", "choice_func", "specify_prefix", "filter_prefix"]
 WARM_REPEATS = int(os.environ.get("BENCH_WARM_REPEATS", 5))
-#: fresh saves per round of the goal's two contenders (raw, msjax), each its own process and new
-#: file: one fresh save is bimodal here (page-cache allocation after os.sync(): 0.02 or 0.15 s for
-#: the same 90 MiB, for raw and msjax alike), so a round reports the median of several
-FRESH_SAVES = int(os.environ.get("BENCH_FRESH_SAVES", 5))
-FRESH_SAVERS = ("raw", "msjax")
+#: fresh saves and loads per round of the goal's two contenders (raw, msjax), each its own process
+#: (a save to a new file): one fresh save is bimodal here (page-cache allocation after os.sync():
+#: 0.02 or 0.15 s for the same 90 MiB, for raw and msjax alike) and one fresh 1 GiB load spreads
+#: over 1.1-1.6 s for either (the kernel handing out the arrays' pages), so a round reports the
+#: median of several
+FRESH_RUNS = int(os.environ.get("BENCH_FRESH_RUNS", 5))
+FRESH_CONTENDERS = ("raw", "msjax")
 
 
 def subset_rule(set_name):
@@ -275,18 +278,20 @@ def nbytes_of(set_name):
 def plan(rounds, sets, tmp, contenders=CONTENDERS, quick=False):
     """(key, thunk) per measurement sequence; thunks of different keys use different files."""
     repeats = 3 if quick else WARM_REPEATS
-    fresh_saves = 1 if quick else FRESH_SAVES
+    fresh_runs = 1 if quick else FRESH_RUNS
     extras = ["msjax_fsync", "msjax_async_jax", "msjax_async_numpy", "msjax_async_numpy_process", "subset"]
 
     def contender_round(c, set_name, r):
         path = os.path.join(tmp, f"{set_name}_{c}_{r}{suffix(c)}")
         saves = []
-        for _ in range(fresh_saves if c in FRESH_SAVERS else 1):
+        runs = fresh_runs if c in FRESH_CONTENDERS else 1
+        for _ in range(runs):
             _remove(path)
             saves.append(measure(c, "save", set_name, path))
         s = {"time_s": statistics.median(x["time_s"] for x in saves), "best_s": min(x["time_s"] for x in saves),
              "extra_rss": max(x["extra_rss"] for x in saves)}
-        ld = measure(c, "load", set_name, path)
+        loads = [measure(c, "load", set_name, path) for _ in range(runs)]
+        ld = {"time_s": statistics.median(x["time_s"] for x in loads), "extra_rss": max(x["extra_rss"] for x in loads)}
         _remove(path)
         w = measure(c, "warm", set_name, path, repeats)
         _remove(path)
